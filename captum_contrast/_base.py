@@ -64,13 +64,17 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         )
 
 
-def vit_reshape_transform(tokens: Tensor, height: int | None = None, width: int | None = None) -> Tensor:
+def vit_reshape_transform(
+    tokens: Tensor, height: int | None = None, width: int | None = None
+) -> Tensor:
     """Vision-transformer tokens ``(B, 1 + h*w, D)`` to a ``(B, D, h, w)`` grid.
 
     The class token is dropped. Without ``height``/``width`` the grid is taken as square.
     """
     if tokens.dim() != 3:
-        raise ValueError(f"expected transformer tokens (B, 1 + h*w, D), got shape {tuple(tokens.shape)}")
+        raise ValueError(
+            f"expected transformer tokens (B, 1 + h*w, D), got shape {tuple(tokens.shape)}"
+        )
     patches = tokens[:, 1:, :]
     num_patches = patches.shape[1]
     if height is None or width is None:
@@ -81,5 +85,7 @@ def vit_reshape_transform(tokens: Tensor, height: int | None = None, width: int 
             )
         height = width = side
     if height * width != num_patches:
-        raise ValueError(f"height*width = {height * width} but there are {num_patches} patch tokens")
+        raise ValueError(
+            f"height*width = {height * width} but there are {num_patches} patch tokens"
+        )
     return patches.reshape(patches.shape[0], height, width, patches.shape[2]).permute(0, 3, 1, 2)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import Tensor, nn
 
-ScoreWeights = Union[Tensor, Callable[[Tensor], Tensor]]
+ScoreWeights = Tensor | Callable[[Tensor], Tensor]
 ReshapeTransform = Callable[[Tensor], Tensor]
 
 
@@ -63,7 +63,9 @@ def check_layer(forward_func: Callable[..., Any], layer: Any) -> None:
         )
 
 
-def format_inputs(inputs: Tensor | tuple[Tensor, ...], device: torch.device | None) -> tuple[Tensor, ...]:
+def format_inputs(
+    inputs: Tensor | tuple[Tensor, ...], device: torch.device | None
+) -> tuple[Tensor, ...]:
     """Captum's input forms as a tuple, checked for NaN and moved to the model's device."""
     formatted = _format_tensor_into_tuples(inputs)
     if formatted is None or len(formatted) == 0:
@@ -231,18 +233,27 @@ def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) 
         )
     num_scores = score_weights.shape[0]
     if num_scores == 1:
-        grads = torch.autograd.grad(outputs, leaves, grad_outputs=score_weights[0], allow_unused=True)
+        grads = torch.autograd.grad(
+            outputs, leaves, grad_outputs=score_weights[0], allow_unused=True
+        )
         grads = tuple(g.unsqueeze(0) if g is not None else None for g in grads)
     else:
         try:
             grads = torch.autograd.grad(
-                outputs, leaves, grad_outputs=score_weights, is_grads_batched=True, allow_unused=True
+                outputs,
+                leaves,
+                grad_outputs=score_weights,
+                is_grads_batched=True,
+                allow_unused=True,
             )
         except RuntimeError:
             # Some backward kernels have no vmap rule; fall back to one backward per score.
             per_score = [
                 torch.autograd.grad(
-                    outputs, leaves, grad_outputs=score_weights[t], retain_graph=t < num_scores - 1,
+                    outputs,
+                    leaves,
+                    grad_outputs=score_weights[t],
+                    retain_graph=t < num_scores - 1,
                     allow_unused=True,
                 )
                 for t in range(num_scores)

@@ -9,17 +9,18 @@ model's output, with errors that name the argument at fault.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 from torch import Tensor
 
-TargetType = Union[None, int, Sequence[int], Tensor]
+TargetType = int | Sequence[int] | Tensor | None
 
 
 def _as_long_tensor(value: int | Sequence[int] | Tensor, name: str, device: torch.device) -> Tensor:
     if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int, a sequence of ints or an integer tensor, got bool")
+        raise TypeError(
+            f"`{name}` must be an int, a sequence of ints or an integer tensor, got bool"
+        )
     if isinstance(value, int):
         return torch.tensor(value, dtype=torch.long, device=device)
     if isinstance(value, Tensor):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from captum_contrast._layer import spatial_mean, weighted_activations
 from captum_contrast._targets import TargetType, _as_long_tensor, check_class_range, resolve_target
 from captum_contrast.contrast_sets import ContrastSet
 
-ContrastType = Union[None, int, Sequence[int], Tensor, ContrastSet]
+ContrastType = int | Sequence[int] | Tensor | ContrastSet | None
 
 PROJECTION_EPS = 1e-8
 
@@ -128,7 +128,9 @@ def _resolve_contrast(contrast: ContrastType, k: int, targets: Tensor, outputs: 
     batch_size, num_classes = outputs.shape
     if contrast is None:
         if k >= num_classes:
-            raise ValueError(f"`k` must be smaller than the number of classes ({num_classes}), got {k}")
+            raise ValueError(
+                f"`k` must be smaller than the number of classes ({num_classes}), got {k}"
+            )
         # Rank by logit with the target pushed to the bottom, so it is never its own contrast.
         ranking = outputs.scatter(1, targets.unsqueeze(1), float("-inf"))
         return ranking.topk(k, dim=1).indices

@@ -38,7 +38,9 @@ def confusion_matrix(
             predicted = model(inputs).argmax(dim=1).cpu()
             if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
                 raise ValueError(f"labels outside [0, {num_classes - 1}] in `data_loader`")
-            counts += torch.bincount(labels.long() * num_classes + predicted, minlength=num_classes**2)
+            counts += torch.bincount(
+                labels.long() * num_classes + predicted, minlength=num_classes**2
+            )
     return counts.reshape(num_classes, num_classes)
 
 
@@ -91,7 +93,9 @@ class ContrastSet:
             raise ValueError(f"`confusion` must be a square matrix, got shape {matrix.shape}")
         num_classes = matrix.shape[0]
         if not 1 <= k < num_classes:
-            raise ValueError(f"`k` must be in [1, {num_classes - 1}] for {num_classes} classes, got {k}")
+            raise ValueError(
+                f"`k` must be in [1, {num_classes - 1}] for {num_classes} classes, got {k}"
+            )
         row_sums = matrix.sum(axis=1, keepdims=True)
         normalised = matrix / np.where(row_sums == 0, 1.0, row_sums)
         np.fill_diagonal(normalised, -np.inf)

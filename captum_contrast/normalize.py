@@ -39,7 +39,9 @@ def normalize(attributions: Tensor, method: Normalization = "range") -> Tensor:
     if method not in NORMALIZATIONS:
         raise ValueError(f"`method` must be one of {NORMALIZATIONS}, got {method!r}")
     if attributions.dim() < 2:
-        raise ValueError(f"`attributions` must be batched (B, ...), got shape {tuple(attributions.shape)}")
+        raise ValueError(
+            f"`attributions` must be batched (B, ...), got shape {tuple(attributions.shape)}"
+        )
     if method == "sigmoid":
         return torch.sigmoid(attributions)
     flat = attributions.flatten(1)

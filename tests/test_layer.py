@@ -1,0 +1,178 @@
+"""The engine: one forward, one batched backward, Captum's input forms, no trace left."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import pytest
+import torch
+from captum._utils.gradient import compute_layer_gradients_and_eval
+from conftest import SmallCNN, assert_untouched, model_snapshot
+from torch import Tensor, nn
+from torchvision.models import vit_b_16
+
+from captum_contrast import ContrastGradCAM, layer_gradients, vit_reshape_transform
+
+
+def _captum_layer(model, layer, inputs, target, **kwargs) -> tuple[Tensor, Tensor]:
+    (grads,), (acts,) = compute_layer_gradients_and_eval(model, layer, inputs, target, **kwargs)
+    return grads, acts
+
+
+def test_batched_scores_match_captum_one_by_one(small_cnn: SmallCNN) -> None:
+    images = torch.rand(3, 3, 8, 8)
+    weights = torch.randn(4, 3, 5)  # four arbitrary linear scores per example
+    result = layer_gradients(small_cnn, small_cnn.conv2, images, weights)
+    assert result.gradients.shape == (4, 3, 6, 8, 8)
+    for t in range(5):  # one-hot scores against Captum's own layer gradients
+        one_hot = torch.nn.functional.one_hot(torch.full((3,), t), 5).float()[None]
+        single = layer_gradients(small_cnn, small_cnn.conv2, images, one_hot)
+        grads, acts = _captum_layer(small_cnn, small_cnn.conv2, (images,), t)
+        torch.testing.assert_close(single.gradients[0], grads)
+        torch.testing.assert_close(single.activations, acts)
+    # Linearity: the gradient of a weighted score is the weighted sum of one-hot gradients.
+    per_class = torch.stack(
+        [_captum_layer(small_cnn, small_cnn.conv2, (images,), c)[0] for c in range(5)]
+    )
+    expected = torch.einsum("tbc,cbkhw->tbkhw", weights, per_class)
+    torch.testing.assert_close(result.gradients, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_callable_weights_see_the_outputs_of_the_single_forward(small_cnn: SmallCNN) -> None:
+    images = torch.rand(2, 3, 8, 8)
+    calls = []
+
+    def top_class(outputs: Tensor) -> Tensor:
+        calls.append(outputs.clone())
+        return torch.nn.functional.one_hot(outputs.argmax(1), 5).float()[None]
+
+    result = layer_gradients(small_cnn, small_cnn.conv2, images, top_class)
+    assert len(calls) == 1
+    torch.testing.assert_close(calls[0], small_cnn(images))
+    torch.testing.assert_close(result.outputs, calls[0])
+    grads, _ = _captum_layer(small_cnn, small_cnn.conv2, (images,), small_cnn(images).argmax(1))
+    torch.testing.assert_close(result.gradients[0], grads)
+
+
+class TwoInputModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: Tensor, y: Tensor, scale: float) -> Tensor:
+        features = torch.relu(self.conv(x + y)) * scale
+        return self.fc(features.mean(dim=(2, 3)))
+
+
+def test_tuple_inputs_additional_args_and_layer_input() -> None:
+    torch.manual_seed(0)
+    model = TwoInputModel().eval()
+    x, y = torch.rand(2, 3, 6, 6), torch.rand(2, 3, 6, 6)
+    one_hot = torch.nn.functional.one_hot(torch.tensor([0, 2]), 3).float()[None]
+    for to_input in (False, True):
+        result = layer_gradients(
+            model,
+            model.conv,
+            (x, y),
+            one_hot,
+            additional_forward_args=(2.0,),
+            attribute_to_layer_input=to_input,
+        )
+        grads, acts = _captum_layer(
+            model,
+            model.conv,
+            (x, y),
+            torch.tensor([0, 2]),
+            additional_forward_args=(2.0,),
+            attribute_to_layer_input=to_input,
+        )
+        torch.testing.assert_close(result.gradients[0], grads)
+        torch.testing.assert_close(result.activations, acts)
+
+
+def test_vit_through_reshape_transform() -> None:
+    torch.manual_seed(0)
+    model = vit_b_16(weights=None, image_size=32, num_classes=4).eval()
+    layer = model.encoder.layers[-1].ln_1
+    images = torch.rand(2, 3, 32, 32)
+    result = layer_gradients(
+        model, layer, images, torch.eye(4)[[1, 3]][None], reshape_transform=vit_reshape_transform
+    )
+    grads, acts = _captum_layer(model, layer, (images,), torch.tensor([1, 3]))
+    # 32 px with 16 px patches: a 2x2 grid of 768-d tokens, the class token dropped.
+    assert result.activations.shape == (2, 768, 2, 2)
+    torch.testing.assert_close(result.activations, vit_reshape_transform(acts))
+    torch.testing.assert_close(result.gradients[0], vit_reshape_transform(grads))
+    attr = ContrastGradCAM(model, layer, reshape_transform=vit_reshape_transform).attribute(images)
+    assert attr.shape == (2, 1, 2, 2) and torch.isfinite(attr).all()
+    with pytest.raises(ValueError, match="reshape_transform"):
+        ContrastGradCAM(model, layer).attribute(images)
+
+
+def test_nothing_is_kept_between_calls(small_cnn: SmallCNN) -> None:
+    cam = ContrastGradCAM(small_cnn, small_cnn.conv2)
+    attributes_before = set(vars(cam))
+    before = model_snapshot(small_cnn)
+    images = torch.rand(2, 3, 8, 8)
+    for _ in range(20):
+        cam.attribute(images, k=2)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(30):
+            cam.attribute(images, k=2)
+        gc.collect()
+        baseline, _ = tracemalloc.get_traced_memory()
+        for _ in range(300):
+            cam.attribute(images, k=2)
+        gc.collect()
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 300 calls each holding on to a graph or activations would add hundreds of kB.
+    assert current - baseline < 20_000
+    assert set(vars(cam)) == attributes_before
+    assert_untouched(before, small_cnn)
+
+
+def test_hooks_removed_when_the_model_raises() -> None:
+    class Failing(SmallCNN):
+        def forward(self, x: Tensor) -> Tensor:
+            self.relu1(self.conv1(x))
+            raise RuntimeError("boom")
+
+    model = Failing().eval()
+    before = model_snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        layer_gradients(model, model.conv1, torch.rand(1, 3, 4, 4), torch.ones(1, 1, 5))
+    assert_untouched(before, model)
+
+
+def test_bad_score_weights_and_outputs(small_cnn: SmallCNN) -> None:
+    images = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"shape \(T, 2, 5\)"):
+        layer_gradients(small_cnn, small_cnn.conv2, images, torch.ones(1, 2, 4))
+
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.conv(x).sum(dim=(1, 2, 3))
+
+    flat = Flat()
+    with pytest.raises(ValueError, match=r"\(batch, classes\)"):
+        layer_gradients(flat, flat.conv, images, torch.ones(1, 2, 1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(small_cnn: SmallCNN) -> None:
+    images = torch.rand(2, 3, 8, 8)
+    expected = ContrastGradCAM(small_cnn, small_cnn.conv2).attribute(images, k=2)
+    model = small_cnn.cuda()
+    attr = ContrastGradCAM(model, model.conv2).attribute(images, k=2)  # inputs follow the model
+    assert attr.device.type == "cuda"
+    torch.testing.assert_close(attr.cpu(), expected, rtol=1e-4, atol=1e-5)
