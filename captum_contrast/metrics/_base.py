@@ -1,0 +1,342 @@
+"""What the package's Quantus metrics share: preprocessing, saliency masks, probabilities, ranks.
+
+Every metric here evaluates a batch with one batched forward per input variant (the
+original, the masked, ...), through Quantus's ``ModelInterface.predict``; no metric loops
+over examples in Python.
+
+Two things differ from ``quantus.Metric``'s preprocessing, both on purpose:
+
+* A map may be at a lower resolution than the input (a CAM at layer resolution). It is
+  upsampled bilinearly (``align_corners=False``) when a metric uses it.
+* Quantus asserts that a batch of maps is not all zero, all one or uniform. For CAMs such
+  maps are legitimate answers (ReLU can zero a whole batch's maps on a weak model), so each
+  metric states what a constant map means instead, and an evaluation never stops half way.
+  Masking metrics read a constant map as "nothing is salient" (range normalisation turns it
+  into an all-zero mask); ranking metrics give ``NaN`` for it, because it ranks nothing.
+  A map holding NaN or infinity scores ``NaN`` (class sensitivity instead follows CASE and
+  reads NaN as 0).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from quantus.helpers import utils
+from quantus.helpers.enums import DataType, ModelType
+from quantus.helpers.model.model_interface import ModelInterface
+from quantus.metrics.base import Metric
+from scipy.special import expit, softmax
+from torch import Tensor
+
+from captum_contrast._layer import model_device
+from captum_contrast.normalize import NORMALIZATIONS, Normalization, normalize
+
+Activation = Literal["softmax", "sigmoid"]
+
+# Quantus's a_axes for a (B, 1, H, W) map over (B, C, H, W) inputs: the two spatial axes.
+_SPATIAL_AXES = np.array([1, 2])
+
+
+class CAMMetric(Metric[list[float]]):
+    """Base of the package's metrics: a ``quantus.Metric`` for one saliency map per image.
+
+    Maps may be ``(B, h, w)``, ``(B, 1, h, w)`` or ``(B, h, w, 1)`` with ``h <= H`` and ``w <= W``; the model
+    must return logits, since each metric applies its own softmax or sigmoid. Keyword
+    arguments are Quantus's (``abs``, ``normalise``, ``normalise_func``,
+    ``normalise_func_kwargs``, ``return_aggregate``, ``aggregate_func``,
+    ``default_plot_func``, ``disable_warnings``, ``display_progressbar``); ``abs`` and
+    ``normalise`` default to ``False`` because each metric normalises maps its own way.
+    """
+
+    data_applicability = {DataType.IMAGE}
+    model_applicability = {ModelType.TORCH}
+
+    def __init__(
+        self,
+        abs: bool = False,
+        normalise: bool = False,
+        normalise_func: Callable[[np.ndarray], np.ndarray] | None = None,
+        normalise_func_kwargs: dict[str, Any] | None = None,
+        return_aggregate: bool = False,
+        aggregate_func: Callable[[Any], Any] | None = None,
+        default_plot_func: Callable[..., Any] | None = None,
+        disable_warnings: bool = False,
+        display_progressbar: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            abs=abs,
+            normalise=normalise,
+            normalise_func=normalise_func,
+            normalise_func_kwargs=normalise_func_kwargs,
+            return_aggregate=return_aggregate,
+            aggregate_func=aggregate_func,
+            default_plot_func=default_plot_func,
+            disable_warnings=disable_warnings,
+            display_progressbar=display_progressbar,
+            **kwargs,
+        )
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x_batch: np.ndarray,
+        y_batch: np.ndarray,
+        a_batch: np.ndarray | None = None,
+        s_batch: np.ndarray | None = None,
+        channel_first: bool | None = None,
+        explain_func: Callable[..., Any] | None = None,
+        explain_func_kwargs: dict[str, Any] | None = None,
+        model_predict_kwargs: dict[str, Any] | None = None,
+        softmax: bool | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        **kwargs: Any,
+    ) -> list[float]:
+        """Score each example; Quantus's call signature.
+
+        Args:
+            model: A torch model in eval mode returning logits ``(B, classes)``.
+            x_batch: Images ``(B, C, H, W)`` (or channel-last, see ``channel_first``).
+            y_batch: One class index per example: the class each map explains.
+            a_batch: Maps ``(B, 1, h, w)`` or ``(B, h, w)``; ``None`` computes them with
+                ``explain_func`` one Quantus batch at a time.
+            s_batch: Unused, accepted for Quantus.
+            channel_first: Layout of ``x_batch``; inferred when ``None``.
+            explain_func: ``explain_func(model, inputs, targets, **kwargs) -> maps``, e.g.
+                :func:`captum_contrast.metrics.explainer`.
+            explain_func_kwargs: Extra keyword arguments for ``explain_func``.
+            model_predict_kwargs: Extra keyword arguments for the model's forward.
+            softmax: Ignored: each metric's probability (softmax or sigmoid) is part of
+                its definition, so the model is always read as returning logits.
+            device: Where Quantus puts the inputs, e.g. ``"cpu"`` or ``"cuda:0"``.
+            batch_size: Examples per evaluated batch (one forward per variant per batch).
+
+        Returns:
+            One score per example (or their aggregate with ``return_aggregate``).
+        """
+        if softmax:
+            warnings.warn(
+                f"{type(self).__name__} ignores softmax=True: it applies its own "
+                "probability to the model's logits",
+                stacklevel=2,
+            )
+        return super().__call__(
+            model=model,
+            x_batch=x_batch,
+            y_batch=y_batch,
+            a_batch=a_batch,
+            s_batch=s_batch,
+            custom_batch=None,
+            channel_first=channel_first,
+            explain_func=explain_func,
+            explain_func_kwargs=explain_func_kwargs,
+            model_predict_kwargs=model_predict_kwargs,
+            softmax=False,
+            device=device,
+            batch_size=batch_size,
+            **kwargs,
+        )
+
+    def general_preprocess(  # type: ignore[override]
+        self,
+        model: torch.nn.Module,
+        x_batch: np.ndarray,
+        y_batch: np.ndarray,
+        a_batch: np.ndarray | None,
+        s_batch: np.ndarray | None,
+        channel_first: bool | None,
+        explain_func: Callable[..., Any] | None,
+        explain_func_kwargs: dict[str, Any] | None,
+        model_predict_kwargs: dict[str, Any] | None,
+        softmax: bool | None,
+        device: str | None,
+        custom_batch: Any,
+    ) -> dict[str, Any]:
+        # Quantus's own version asserts maps at input resolution and rejects constant
+        # batches; see the module docstring for why these metrics handle both themselves.
+        if model is None:
+            raise ValueError(f"{type(self).__name__} needs `model`; got None")
+        x_batch = np.asarray(x_batch)
+        if x_batch.ndim != 4:
+            raise ValueError(
+                f"`x_batch` must hold images (B, C, H, W) or (B, H, W, C), got shape {x_batch.shape}"
+            )
+        if not isinstance(channel_first, bool):
+            channel_first = utils.infer_channel_first(x_batch)
+        x_batch = utils.make_channel_first(x_batch, channel_first)
+        y_batch = check_labels(y_batch, len(x_batch))
+        # The inputs are channel-first from here on, which is what a torch model takes, and
+        # go where the model is unless `device` says otherwise.
+        wrapped = utils.get_wrapped_model(
+            model=model,
+            channel_first=True,
+            softmax=False,
+            device=device if device is not None else model_device(model),
+            model_predict_kwargs=model_predict_kwargs,
+        )
+        self.explain_func = explain_func
+        self.explain_func_kwargs = dict(explain_func_kwargs or {})
+        if device is not None:
+            self.explain_func_kwargs.setdefault("device", device)
+        self.a_axes = _SPATIAL_AXES
+        if a_batch is not None:
+            a_batch = self._prepare_maps(a_batch, x_batch)
+        elif explain_func is None:
+            raise ValueError(f"{type(self).__name__} needs `a_batch` or `explain_func`")
+        data: dict[str, Any] = {
+            "model": wrapped,
+            "x_batch": x_batch,
+            "y_batch": y_batch,
+            "a_batch": a_batch,
+            "s_batch": s_batch,
+            "custom_batch": custom_batch,
+        }
+        extra = self.custom_preprocess(**data)
+        if extra is not None:
+            data.update(extra)
+        if data["custom_batch"] is None:
+            del data["custom_batch"]
+        return data
+
+    def explain_batch(  # type: ignore[override]
+        self, model: ModelInterface | torch.nn.Module, x_batch: np.ndarray, y_batch: np.ndarray
+    ) -> np.ndarray:
+        """Maps from ``explain_func`` for ``(x_batch, y_batch)``, checked like ``a_batch``."""
+        if self.explain_func is None:
+            raise ValueError(f"{type(self).__name__} needs `explain_func` to compute maps")
+        if isinstance(model, ModelInterface):
+            x_batch = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
+            model = model.get_model()
+        maps = self.explain_func(
+            model=model, inputs=x_batch, targets=y_batch, **self.explain_func_kwargs
+        )
+        return self._prepare_maps(maps, x_batch)
+
+    def _prepare_maps(self, a_batch: Any, x_batch: np.ndarray) -> np.ndarray:
+        if isinstance(a_batch, Tensor):
+            a_batch = a_batch.detach().cpu().numpy()
+        maps = np.asarray(a_batch, dtype=np.float64)
+        if maps.ndim == 3:
+            maps = maps[:, None]
+        elif maps.ndim == 4 and maps.shape[1] != 1 and maps.shape[3] == 1:
+            maps = np.moveaxis(maps, 3, 1)  # channel-last (B, h, w, 1)
+        height, width = x_batch.shape[-2:]
+        if (
+            maps.ndim != 4
+            or maps.shape[0] != len(x_batch)
+            or maps.shape[1] != 1
+            or maps.shape[2] > height
+            or maps.shape[3] > width
+        ):
+            raise ValueError(
+                f"maps must be one per example, (B, 1, h, w) or (B, h, w) with B = {len(x_batch)}, "
+                f"h <= {height}, w <= {width}; got shape {maps.shape}. Reduce per-channel "
+                "attributions first, e.g. a.sum(axis=1, keepdims=True)"
+            )
+        if self.normalise:
+            maps = self.normalise_func(maps)
+        if self.abs:
+            maps = np.abs(maps)
+        return maps
+
+
+def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
+    """``y_batch`` as a ``(B,)`` integer array, or a ValueError naming it."""
+    labels = np.asarray(y_batch)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != batch_size:
+        raise ValueError(
+            f"`y_batch` must hold one class index per example, shape ({batch_size},); "
+            f"got shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError(f"`y_batch` must hold integer class indices, got {labels[:5]}")
+        labels = labels.astype(np.int64)
+    return labels
+
+
+def maps_at_input(maps: np.ndarray, size: tuple[int, int]) -> Tensor:
+    """``(B, 1, h, w)`` maps as a float tensor at ``size``, upsampled bilinearly if needed."""
+    tensor = torch.as_tensor(maps, dtype=torch.float32)
+    if tuple(tensor.shape[-2:]) != tuple(size):
+        tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)
+    return tensor
+
+
+def finite_maps(maps: np.ndarray) -> np.ndarray:
+    """``(B,)`` True where an example's map holds only finite values."""
+    return np.isfinite(maps).reshape(len(maps), -1).all(axis=1)
+
+
+def saliency_masks(
+    maps: np.ndarray, size: tuple[int, int], method: Normalization = "range"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks ``s = n(up(S))`` in [0, 1] at ``size`` (Opti-CAM), and which maps were finite.
+
+    A non-finite map is replaced by zeros so its neighbours in the batch are unaffected;
+    the caller gives that example ``NaN``.
+    """
+    valid = finite_maps(maps)
+    upsampled = maps_at_input(np.where(valid[:, None, None, None], maps, 0.0), size)
+    return normalize(upsampled, method).numpy(), valid
+
+
+def check_normalization(method: str) -> str:
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"`mask_normalization` must be one of {NORMALIZATIONS}, got {method!r}")
+    return method
+
+
+def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activation) -> np.ndarray:
+    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits."""
+    x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
+    logits = np.asarray(model.predict(x_input), dtype=np.float64)
+    if logits.ndim != 2 or len(logits) != len(x_batch):
+        raise ValueError(f"the model must return (batch, classes) logits, got shape {logits.shape}")
+    return softmax(logits, axis=1) if activation == "softmax" else expit(logits)
+
+
+def check_classes(labels: np.ndarray, num_classes: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"`y_batch` holds class indices outside [0, {num_classes - 1}] "
+            f"(the model has {num_classes} outputs)"
+        )
+
+
+def pixel_ranks(maps: Tensor) -> Tensor:
+    """Each pixel's rank in its map, 0 = most salient, as ``(B, H*W)``; ties by pixel index.
+
+    The top-``n`` pixels of an example are exactly those with rank below ``n``.
+    """
+    flat = maps.flatten(1)
+    order = torch.argsort(-flat, dim=1, stable=True)
+    return torch.argsort(order, dim=1)
+
+
+def constant_maps(maps: Tensor) -> np.ndarray:
+    """``(B,)`` True where a map has a single value, so it ranks no pixel above another."""
+    flat = maps.flatten(1)
+    return (flat.max(dim=1).values == flat.min(dim=1).values).numpy()
+
+
+def top_count(top_k: float, num_pixels: int) -> int:
+    """``int(top_k / 100 * H*W)`` pixels, the CASE convention; at least one is required."""
+    count = int(top_k / 100 * num_pixels)
+    if count < 1:
+        raise ValueError(f"`top_k`={top_k}% of {num_pixels} pixels selects no pixel; raise `top_k`")
+    return count
+
+
+def check_percent(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise ValueError(f"`{name}` must be a percentage in (0, 100], got {value!r}")
+    return float(value)

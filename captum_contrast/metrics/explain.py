@@ -1,0 +1,188 @@
+"""Quantus explain functions: an adapter for CAM classes, and the Fake-CAM baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from captum_contrast._layer import model_device
+
+LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
+ExplainFunc = Callable[..., np.ndarray]
+
+
+def _resolve_layer(model: nn.Module, layer: LayerSpec) -> nn.Module:
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError as error:
+            raise ValueError(
+                f"`layer`={layer!r} names no submodule of {type(model).__name__}"
+            ) from error
+    if isinstance(layer, nn.Module):
+        if not any(module is layer for module in model.modules()):
+            raise ValueError(
+                f"`layer` ({type(layer).__name__}) is not a submodule of the model Quantus "
+                "passed (metrics such as MPRT explain copies of the model); give the layer "
+                "as a dotted name, e.g. 'layer4', or as a function model -> module"
+            )
+        return layer
+    if callable(layer):
+        resolved = layer(model)
+        if not isinstance(resolved, nn.Module):
+            raise TypeError(f"`layer` returned {type(resolved).__name__}, expected a module")
+        return resolved
+    raise TypeError(
+        f"`layer` must be a module, a dotted name or a function model -> module, "
+        f"got {type(layer).__name__}"
+    )
+
+
+def explainer(
+    method_class: type,
+    layer: LayerSpec,
+    *,
+    init_kwargs: dict[str, Any] | None = None,
+    **attribute_kwargs: Any,
+) -> ExplainFunc:
+    """Turn a layer attribution class into a Quantus ``explain_func``.
+
+    The class is built as ``method_class(model, layer, **init_kwargs)`` for the model
+    Quantus passes, and ``attribute(inputs, target=targets, **attribute_kwargs)`` is
+    called; every class of this package and Captum's ``LayerGradCam`` fit. Maps come back
+    as a ``(B, 1, H, W)`` float32 array, upsampled bilinearly (``align_corners=False``) to
+    the input. The model is neither moved nor switched to another mode.
+
+    Args:
+        method_class: E.g. :class:`captum_contrast.ContrastGradCAM` or
+            ``captum.attr.LayerGradCam``.
+        layer: The layer to explain: a dotted name resolved on the model (``"layer4"``),
+            a function ``model -> module``, or a module. Prefer the first two: metrics
+            such as MPRT explain copies of the model, which a module object does not
+            belong to.
+        init_kwargs: Extra constructor arguments, e.g. ``{"reshape_transform": ...}``.
+        **attribute_kwargs: Passed to ``attribute`` on every call, e.g. ``k=2`` or
+            ``relu_attributions=True`` for ``LayerGradCam``.
+
+    Returns:
+        ``explain_func(model, inputs, targets, device=None, **kwargs) -> np.ndarray``.
+        ``inputs`` are channel-first images (array or tensor), ``targets`` one class per
+        example. ``device`` (Quantus's) sets where the inputs go; by default the model's
+        device. Quantus's ``method`` keyword is ignored; other keywords reach ``attribute``
+        and override ``attribute_kwargs``.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum.attr import LayerGradCam
+        >>> from captum_contrast import ContrastGradCAM
+        >>> from captum_contrast.metrics import explainer
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> case = explainer(ContrastGradCAM, layer="1", k=2)
+        >>> case(model, x, np.array([0, 3])).shape
+        (2, 1, 8, 8)
+        >>> explainer(LayerGradCam, layer=lambda m: m[1])(model, x, np.array([0, 3])).dtype
+        dtype('float32')
+    """
+    if not isinstance(method_class, type) or not hasattr(method_class, "attribute"):
+        raise TypeError(
+            f"`method_class` must be an attribution class with an `attribute` method, "
+            f"got {method_class!r}"
+        )
+    constructor_kwargs = dict(init_kwargs or {})
+    fixed_kwargs = dict(attribute_kwargs)
+
+    def explain_func(
+        model: nn.Module,
+        inputs: np.ndarray | Tensor,
+        targets: np.ndarray | Tensor | int | None,
+        device: str | torch.device | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        kwargs.pop("method", None)  # quantus.evaluate adds the method's name
+        method = method_class(model, _resolve_layer(model, layer), **constructor_kwargs)
+        images = _as_input_tensor(model, inputs, device)
+        target = _as_target(targets, images.device)
+        attributions = method.attribute(images, target=target, **{**fixed_kwargs, **kwargs})
+        if not isinstance(attributions, Tensor) or attributions.dim() != 4:
+            shape = (
+                tuple(attributions.shape)
+                if isinstance(attributions, Tensor)
+                else type(attributions)
+            )
+            raise ValueError(
+                f"{method_class.__name__}.attribute must return one (B, 1, h, w) map tensor "
+                f"(do not pass return_weights), got {shape}"
+            )
+        if attributions.shape[-2:] != images.shape[-2:]:
+            attributions = F.interpolate(
+                attributions, size=images.shape[-2:], mode="bilinear", align_corners=False
+            )
+        return attributions.detach().float().cpu().numpy()
+
+    explain_func.__name__ = f"explain_{method_class.__name__}"
+    return explain_func
+
+
+def _as_input_tensor(
+    model: nn.Module, inputs: np.ndarray | Tensor, device: str | torch.device | None
+) -> Tensor:
+    target_device = torch.device(device) if device is not None else model_device(model)
+    parameters = model.parameters() if isinstance(model, nn.Module) else iter(())
+    dtype = next((p.dtype for p in parameters if p.is_floating_point()), torch.float32)
+    images = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, Tensor) else inputs)
+    if images.dim() != 4:
+        raise ValueError(
+            f"`inputs` must be channel-first images (B, C, H, W), got {tuple(images.shape)}"
+        )
+    return images.to(device=target_device, dtype=dtype)
+
+
+def _as_target(
+    targets: np.ndarray | Tensor | int | None, device: torch.device
+) -> Tensor | int | None:
+    if targets is None or isinstance(targets, int):
+        return targets
+    return (
+        torch.as_tensor(
+            np.asarray(targets) if not isinstance(targets, Tensor) else targets, device=device
+        )
+        .long()
+        .reshape(-1)
+    )
+
+
+def fake_cam(
+    model: nn.Module | None,
+    inputs: np.ndarray | Tensor,
+    targets: Any = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """The Fake-CAM baseline as a Quantus ``explain_func``: ones, with the top-left pixel 0.
+
+    A map that keeps almost the whole image scores near-zero Average Drop and Average Gain,
+    which is why Opti-CAM pairs AD with AG rather than with AI. The model and targets are
+    ignored.
+
+    Returns:
+        ``(B, 1, H, W)`` float32 maps at the resolution of channel-first ``inputs``.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import fake_cam
+        >>> fake_cam(None, np.zeros((1, 3, 2, 3)))[0, 0].tolist()
+        [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    shape = tuple(inputs.shape)
+    if len(shape) != 4:
+        raise ValueError(f"`inputs` must be channel-first images (B, C, H, W), got {shape}")
+    maps = np.ones((shape[0], 1, shape[2], shape[3]), dtype=np.float32)
+    maps[:, :, 0, 0] = 0.0
+    return maps
