@@ -30,6 +30,7 @@ from captum_contrast.metrics import (
 )
 from captum_contrast.minmax_cam import MinMaxCAM, minmax_weights
 from captum_contrast.normalize import normalize
+from captum_contrast.opti_cam import OptiCAM
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "LayerContrastAttribution",
     "LayerGradients",
     "MinMaxCAM",
+    "OptiCAM",
     "MultiLabelAverageDrop",
     "MultiLabelIncreaseInConfidence",
     "confusion_matrix",
