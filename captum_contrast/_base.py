@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch.nn.functional as F
 from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
 
@@ -14,6 +15,7 @@ from captum_contrast._layer import (
     ScoreWeights,
     check_layer,
     layer_gradients,
+    weighted_activations,
 )
 
 
@@ -62,6 +64,16 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
             device_ids=self.device_ids,
             reshape_transform=self.reshape_transform,
         )
+
+    @staticmethod
+    def _weighted_map(
+        channel_weights: Tensor, activations: Tensor, relu_attributions: bool, return_weights: bool
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """``sum_k w_k A_k`` (ReLU'd on request), with the weights when asked for."""
+        attributions = weighted_activations(channel_weights, activations)
+        if relu_attributions:
+            attributions = F.relu(attributions)
+        return (attributions, channel_weights) if return_weights else attributions
 
 
 def vit_reshape_transform(

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_contrast._base import LayerContrastAttribution
-from captum_contrast._layer import spatial_mean, weighted_activations
+from captum_contrast._layer import spatial_mean
 from captum_contrast._targets import TargetType, _as_long_tensor, check_class_range, resolve_target
 from captum_contrast.contrast_sets import ContrastSet
 
@@ -117,10 +117,9 @@ class ContrastGradCAM(LayerContrastAttribution):
         )
         target_gamma, contrast_gamma = spatial_mean(result.gradients)
         channel_weights = project_out(target_gamma, contrast_gamma)
-        attributions = weighted_activations(channel_weights, result.activations)
-        if relu_attributions:
-            attributions = F.relu(attributions)
-        return (attributions, channel_weights) if return_weights else attributions
+        return self._weighted_map(
+            channel_weights, result.activations, relu_attributions, return_weights
+        )
 
 
 def _resolve_contrast(contrast: ContrastType, k: int, targets: Tensor, outputs: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_contrast._base import LayerContrastAttribution
-from captum_contrast._layer import spatial_mean, weighted_activations
+from captum_contrast._layer import spatial_mean
 from captum_contrast._targets import TargetType, _as_long_tensor, resolve_target
 
 
@@ -40,12 +40,14 @@ def difference_score_weights(outputs: Tensor, target: TargetType, contrast: Targ
             "so pass `contrast`, the class whose score is subtracted from the target's"
         )
     targets, contrasts = _resolve_pair(target, contrast, outputs)
-    return F.one_hot(targets, num_outputs).to(outputs.dtype) - F.one_hot(
-        contrasts, num_outputs
-    ).to(outputs.dtype)
+    return F.one_hot(targets, num_outputs).to(outputs.dtype) - F.one_hot(contrasts, num_outputs).to(
+        outputs.dtype
+    )
 
 
-def _resolve_pair(target: TargetType, contrast: TargetType, outputs: Tensor) -> tuple[Tensor, Tensor]:
+def _resolve_pair(
+    target: TargetType, contrast: TargetType, outputs: Tensor
+) -> tuple[Tensor, Tensor]:
     targets = resolve_target(target, outputs)
     if contrast is None:
         return targets, 1 - targets
@@ -134,7 +136,6 @@ class DifferenceSalience(LayerContrastAttribution):
             inputs, score_weights, additional_forward_args, attribute_to_layer_input
         )
         channel_weights = spatial_mean(result.gradients[0])
-        attributions = weighted_activations(channel_weights, result.activations)
-        if relu_attributions:
-            attributions = F.relu(attributions)
-        return (attributions, channel_weights) if return_weights else attributions
+        return self._weighted_map(
+            channel_weights, result.activations, relu_attributions, return_weights
+        )

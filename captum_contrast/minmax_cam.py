@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captum_contrast._base import LayerContrastAttribution
-from captum_contrast._layer import ReshapeTransform, spatial_mean, weighted_activations
+from captum_contrast._layer import ReshapeTransform, spatial_mean
 from captum_contrast._targets import TargetType, resolve_target
 
 Variant = Literal["minmax", "d-minmax"]
@@ -207,10 +207,9 @@ class MinMaxCAM(LayerContrastAttribution):
         else:
             class_weights = self._class_weights(result.outputs.shape[1], result.activations)
             channel_weights = combine_scores(resolved["scores"] @ class_weights, variant)
-        attributions = weighted_activations(channel_weights, result.activations)
-        if relu_attributions:
-            attributions = F.relu(attributions)
-        return (attributions, channel_weights) if return_weights else attributions
+        return self._weighted_map(
+            channel_weights, result.activations, relu_attributions, return_weights
+        )
 
     def _class_weights(self, num_labels: int, activations: Tensor) -> Tensor:
         weight = self.classifier
