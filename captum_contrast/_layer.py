@@ -162,6 +162,18 @@ def layer_gradients(
     Returns:
         A :class:`LayerGradients` with activations ``(B, K, h, w)``, gradients
         ``(T, B, K, h, w)``, outputs ``(B, C)`` and the weights used.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.models import resnet18
+        >>> from captum_contrast import layer_gradients
+        >>> model = resnet18(weights=None, num_classes=5).eval()
+        >>> def top_two(outputs):  # scores picked from this very forward pass
+        ...     classes = outputs.topk(2, dim=1).indices.T  # (2, B)
+        ...     return torch.nn.functional.one_hot(classes, outputs.shape[1]).float()
+        >>> result = layer_gradients(model, model.layer4, torch.rand(3, 3, 64, 64), top_two)
+        >>> result.activations.shape, result.gradients.shape
+        (torch.Size([3, 512, 2, 2]), torch.Size([2, 3, 512, 2, 2]))
     """
     check_layer(forward_func, layer)
     device = model_device(forward_func)

@@ -127,6 +127,17 @@ _DOC = """
             224 steps of 224 pixels at 224x224.
         substrate: {substrate}
         **kwargs: Quantus's metric options.
+
+    Example:
+        >>> import numpy as np
+        >>> import torch
+        >>> from captum_contrast.metrics import {cls}
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
+        >>> x_batch = np.random.default_rng(0).random((2, 1, 4, 4)).astype(np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))
+        >>> scores = {cls}(step=4)(model, x_batch, np.array([0, 1]), a_batch=maps)
+        >>> len(scores), all(0 <= score <= 100 for score in scores)
+        (2, True)
 """
 
 
@@ -134,6 +145,7 @@ class Deletion(_PixelCurve):
     __doc__ = (
         "Deletion (lower is better): the class probability as salient pixels are removed."
         + _DOC.format(
+            cls="Deletion",
             substrate="What removed pixels become: a number (default 0, RISE), ``'blur'`` "
             "(Gaussian 11x11, sigma 5)\n            or ``callable(x_batch) -> array``."
         )
@@ -147,6 +159,7 @@ class Insertion(_PixelCurve):
     __doc__ = (
         "Insertion (higher is better): the class probability as salient pixels are restored."
         + _DOC.format(
+            cls="Insertion",
             substrate="The image pixels are inserted into: ``'blur'`` (default, RISE's "
             "Gaussian 11x11, sigma 5,\n            zero padding), a number, or "
             "``callable(x_batch) -> array``."
