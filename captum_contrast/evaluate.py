@@ -22,9 +22,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import Tensor, nn
+from torchvision.models import VisionTransformer
 from tqdm.auto import tqdm
 
 from captum_contrast import metrics as cm
+from captum_contrast._base import LayerContrastAttribution, vit_reshape_transform
 from captum_contrast.contrast_grad_cam import ContrastGradCAM
 from captum_contrast.difference_salience import DifferenceSalience
 from captum_contrast.minmax_cam import MinMaxCAM
@@ -83,8 +85,23 @@ def explain(
             outputs = model(images)
         if outputs.shape[1] > 2:
             kwargs["contrast"] = runner_up(outputs, targets)
-    maps = method.cls(model, layer).attribute(images, target=targets, **kwargs)
+    maps = method.cls(model, layer, **_init_kwargs(name, method, model)).attribute(
+        images, target=targets, **kwargs
+    )
     return maps.detach().float().cpu()
+
+
+def _init_kwargs(name: str, method: Method, model: nn.Module) -> dict[str, Any]:
+    """Constructor extras: a torchvision ViT's tokens are laid out on their patch grid."""
+    if not any(isinstance(module, VisionTransformer) for module in model.modules()):
+        return {}
+    if not issubclass(method.cls, LayerContrastAttribution):
+        raise ValueError(
+            f"method {name!r} cannot read vision-transformer tokens (Captum's LayerGradCam "
+            "has no reshape_transform); use contrast-grad-cam, minmax-cam, opti-cam or "
+            "difference-salience, which lay the tokens on their patch grid"
+        )
+    return {"reshape_transform": vit_reshape_transform}
 
 
 def quantus_explain_func(

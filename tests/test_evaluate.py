@@ -246,3 +246,23 @@ def test_two_gloo_processes_write_the_single_process_table(tmp_path, tiny) -> No
         rows = list(csv.reader(handle))
     assert len(rows) == 1 + 3 * 16
     assert [int(row[0]) for row in rows[1::3]] == list(range(16))  # sorted by dataset index
+
+
+def test_vision_transformer_tokens_are_laid_on_their_grid() -> None:
+    from torchvision.models import vit_b_16
+
+    from captum_contrast import ContrastGradCAM, vit_reshape_transform
+    from captum_contrast.evaluate import explain
+
+    torch.manual_seed(0)
+    model = vit_b_16(weights=None, image_size=32, num_classes=4).eval()
+    torch.nn.init.normal_(model.heads.head.weight, std=0.1)  # torchvision zeroes the head
+    layer = model.encoder.layers[-1].ln_1
+    images, targets = torch.rand(2, 3, 32, 32), torch.tensor([1, 2])
+    maps = explain("contrast-grad-cam", model, layer, images, targets)
+    expected = ContrastGradCAM(model, layer, reshape_transform=vit_reshape_transform).attribute(
+        images, target=targets, k=1
+    )
+    torch.testing.assert_close(maps, expected)
+    with pytest.raises(ValueError, match="vision-transformer tokens"):
+        explain("grad-cam", model, layer, images, targets)

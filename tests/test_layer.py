@@ -176,3 +176,13 @@ def test_cuda_matches_cpu(small_cnn: SmallCNN) -> None:
     attr = ContrastGradCAM(model, model.conv2).attribute(images, k=2)  # inputs follow the model
     assert attr.device.type == "cuda"
     torch.testing.assert_close(attr.cpu(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_data_parallel_wrapper_gives_the_same_map(small_cnn: SmallCNN) -> None:
+    # On a CPU-only machine DataParallel runs the module itself; the layer is still found
+    # inside the wrapper and the per-device gather path yields the plain result.
+    images = torch.rand(3, 3, 8, 8)
+    expected = ContrastGradCAM(small_cnn, small_cnn.conv2).attribute(images, k=2)
+    wrapped = nn.DataParallel(small_cnn)
+    attr = ContrastGradCAM(wrapped, small_cnn.conv2).attribute(images, k=2)
+    torch.testing.assert_close(attr, expected)
