@@ -31,7 +31,7 @@ BLUR_SIGMA = 5.0
 def trapezoid(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Trapezoidal area under ``values`` (..., n) over ``positions`` (n,), on the last axis.
 
-    Written out because ``np.trapz`` is gone from NumPy 2.4 and ``np.trapezoid`` is missing
+    Written out because NumPy 2.4 removed the old ``trapz`` and ``np.trapezoid`` is missing
     before NumPy 2.0.
     """
     widths = np.diff(positions)
