@@ -102,7 +102,6 @@ def _head_size(expected: dict[str, Tensor], state: dict[str, Tensor]) -> int | N
 
 
 def _small_cnn_for(state: dict[str, Tensor]) -> nn.Module:
-    from captum_contrast.demo import with_batch_norm
     from captum_contrast.models import small_cnn
 
     if "features.0.weight" not in state or "classifier.weight" not in state:
@@ -110,8 +109,8 @@ def _small_cnn_for(state: dict[str, Tensor]) -> nn.Module:
             "--weights does not match --arch small-cnn: no features.0.weight or classifier.weight"
         )
     width, in_channels = state["features.0.weight"].shape[:2]
-    network = small_cnn(state["classifier.weight"].shape[0], int(in_channels), int(width))
-    return with_batch_norm(network) if "features.1.running_mean" in state else network
+    batch_norm = "features.1.running_mean" in state
+    return small_cnn(state["classifier.weight"].shape[0], int(in_channels), int(width), batch_norm)
 
 
 def _load_checked(network: nn.Module, state: dict[str, Tensor], arch: str, path: Any) -> None:

@@ -82,24 +82,9 @@ def cache_dir() -> Path:
     return Path(base) / "captum_contrast"
 
 
-def with_batch_norm(model: nn.Module) -> nn.Module:
-    """Insert a ``BatchNorm2d`` after every conv of ``model.features``, in place.
-
-    Without it the GAP model sits for hundreds of steps at the label prior before it
-    starts to learn; with it the demo trains in well under a minute.
-    """
-    layers: list[nn.Module] = []
-    for module in model.features:
-        layers.append(module)
-        if isinstance(module, nn.Conv2d):
-            layers.append(nn.BatchNorm2d(module.out_channels))
-    model.features = nn.Sequential(*layers)
-    return model
-
-
 def demo_model(width: int = 16) -> nn.Module:
     """The demo's ten-label CNN: :func:`captum_contrast.models.small_cnn` with batch norm."""
-    return with_batch_norm(small_cnn(num_classes=10, in_channels=1, width=width))
+    return small_cnn(num_classes=10, in_channels=1, width=width, batch_norm=True)
 
 
 def train(config: DemoConfig, progress: bool = True) -> nn.Module:

@@ -19,9 +19,13 @@ class SmallCNN(nn.Module):
         in_channels: Channels of the input images.
         width: Channels of the first block; the next two have ``2 * width`` and
             ``4 * width``, which is the number of feature maps seen by the head.
+        batch_norm: Put a ``BatchNorm2d`` after every conv. Without it the GAP model can sit
+            for hundreds of steps at the label prior before it starts to learn.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 16) -> None:
+    def __init__(
+        self, num_classes: int, in_channels: int = 1, width: int = 16, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         for name, value in (
             ("num_classes", num_classes),
@@ -30,16 +34,16 @@ class SmallCNN(nn.Module):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
-            nn.ReLU(),
-        )
+        channels = [in_channels, width, 2 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for block, (inputs, outputs) in enumerate(zip(channels, channels[1:], strict=False)):
+            layers.append(nn.Conv2d(inputs, outputs, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(outputs))
+            layers.append(nn.ReLU())
+            if block < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * width, num_classes)
 
@@ -52,7 +56,9 @@ class SmallCNN(nn.Module):
         return self.forward_with_features(inputs)[0]
 
 
-def small_cnn(num_classes: int, in_channels: int = 1, width: int = 16) -> SmallCNN:
+def small_cnn(
+    num_classes: int, in_channels: int = 1, width: int = 16, batch_norm: bool = False
+) -> SmallCNN:
     """A :class:`SmallCNN`: conv trunk ``features`` (ends in ReLU), GAP, ``classifier`` Linear.
 
     Example:
@@ -63,7 +69,7 @@ def small_cnn(num_classes: int, in_channels: int = 1, width: int = 16) -> SmallC
         >>> logits.shape, features.shape
         (torch.Size([2, 10]), torch.Size([2, 32, 8, 8]))
     """
-    return SmallCNN(num_classes, in_channels=in_channels, width=width)
+    return SmallCNN(num_classes, in_channels=in_channels, width=width, batch_norm=batch_norm)
 
 
 def fit_classifier(
