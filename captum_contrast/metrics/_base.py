@@ -304,6 +304,27 @@ def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activa
     return softmax(logits, axis=1) if activation == "softmax" else expit(logits)
 
 
+def masked_probabilities(
+    model: ModelInterface,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    a_batch: np.ndarray,
+    normalization: Normalization,
+    activation: Activation,
+    complement: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities of ``x`` and of ``s * x`` (or ``(1 - s) * x``), two batched forwards.
+
+    Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
+    masking with ``s`` = :func:`saliency_masks`, and which maps were finite.
+    """
+    masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
+    original = probabilities(model, x_batch, activation)
+    check_classes(y_batch, original.shape[1])
+    kept = (1 - masks) if complement else masks
+    return original, probabilities(model, x_batch * kept, activation), valid
+
+
 def check_classes(labels: np.ndarray, num_classes: int) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(

@@ -147,7 +147,7 @@ class Deletion(_PixelCurve):
         + _DOC.format(
             cls="Deletion",
             substrate="What removed pixels become: a number (default 0, RISE), ``'blur'`` "
-            "(Gaussian 11x11, sigma 5)\n            or ``callable(x_batch) -> array``."
+            "(Gaussian 11x11, sigma 5)\n            or ``callable(x_batch) -> array``.",
         )
     )
     name = "Deletion"
@@ -162,7 +162,7 @@ class Insertion(_PixelCurve):
             cls="Insertion",
             substrate="The image pixels are inserted into: ``'blur'`` (default, RISE's "
             "Gaussian 11x11, sigma 5,\n            zero padding), a number, or "
-            "``callable(x_batch) -> array``."
+            "``callable(x_batch) -> array``.",
         )
     )
     name = "Insertion"

@@ -8,13 +8,7 @@ import numpy as np
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast.metrics._base import (
-    CAMMetric,
-    check_classes,
-    check_normalization,
-    probabilities,
-    saliency_masks,
-)
+from captum_contrast.metrics._base import CAMMetric, check_normalization, masked_probabilities
 from captum_contrast.normalize import Normalization
 
 GAIN_EPS = 1e-8
@@ -57,10 +51,9 @@ class _SaliencyMasking(CAMMetric):
         a_batch: np.ndarray,
         **kwargs: Any,
     ) -> list[float]:
-        masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], self.mask_normalization)
-        original = probabilities(model, x_batch, "softmax")
-        check_classes(y_batch, original.shape[1])
-        masked = probabilities(model, x_batch * masks, "softmax")
+        original, masked, valid = masked_probabilities(
+            model, x_batch, y_batch, a_batch, self.mask_normalization, "softmax"
+        )
         rows = np.arange(len(x_batch))
         scores = self._score(original[rows, y_batch], masked[rows, y_batch])
         return np.where(valid, scores, np.nan).tolist()

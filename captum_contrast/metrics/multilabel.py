@@ -27,13 +27,7 @@ from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
 from captum_contrast._layer import model_device
-from captum_contrast.metrics._base import (
-    CAMMetric,
-    check_classes,
-    check_normalization,
-    probabilities,
-    saliency_masks,
-)
+from captum_contrast.metrics._base import CAMMetric, check_normalization, masked_probabilities
 from captum_contrast.metrics.masking import _relative
 from captum_contrast.normalize import Normalization
 
@@ -89,11 +83,9 @@ class _MultiLabelMasking(CAMMetric):
         a_batch: np.ndarray,
         **kwargs: Any,
     ) -> list[float]:
-        masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], self.mask_normalization)
-        original = probabilities(model, x_batch, "sigmoid")
-        check_classes(y_batch, original.shape[1])
-        kept = (1 - masks) if self._complement else masks
-        masked = probabilities(model, x_batch * kept, "sigmoid")
+        original, masked, valid = masked_probabilities(
+            model, x_batch, y_batch, a_batch, self.mask_normalization, "sigmoid", self._complement
+        )
         scores = 100 * self._score(original, masked, y_batch)
         return np.where(valid, scores, np.nan).tolist()
 
