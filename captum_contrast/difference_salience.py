@@ -12,18 +12,25 @@ from captum_contrast._base import LayerContrastAttribution
 from captum_contrast._layer import spatial_mean
 from captum_contrast._targets import TargetType, _as_long_tensor, resolve_target
 
+RUNNER_UP = "runner-up"
 
-def difference_score_weights(outputs: Tensor, target: TargetType, contrast: TargetType) -> Tensor:
+
+def difference_score_weights(
+    outputs: Tensor, target: TargetType, contrast: TargetType | str
+) -> Tensor:
     """Score weights ``e_target - e_contrast`` per example, ``(B, C)``.
 
     Two outputs: ``contrast`` defaults to the other class. One output (a single logit
     ``z``, class 1 when ``z > 0``): ``+1`` for target 1 and ``-1`` for target 0, since
-    ``softmax([0, z]) = sigmoid(z)``. More outputs: ``contrast`` is required.
+    ``softmax([0, z]) = sigmoid(z)``. More outputs: ``contrast`` is required; ``"runner-up"``
+    picks each example's highest-scoring class other than its target from ``outputs``.
     """
+    if isinstance(contrast, str) and contrast != RUNNER_UP:
+        raise ValueError(f"`contrast` as a string must be {RUNNER_UP!r}, got {contrast!r}")
     batch_size, num_outputs = outputs.shape
     if num_outputs == 1:
         for value, name in ((target, "target"), (contrast, "contrast")):
-            if value is not None:
+            if value is not None and not isinstance(value, str):
                 classes = _as_long_tensor(value, name, outputs.device)
                 if bool(((classes != 0) & (classes != 1)).any()):
                     raise ValueError(
@@ -46,11 +53,14 @@ def difference_score_weights(outputs: Tensor, target: TargetType, contrast: Targ
 
 
 def _resolve_pair(
-    target: TargetType, contrast: TargetType, outputs: Tensor
+    target: TargetType, contrast: TargetType | str, outputs: Tensor
 ) -> tuple[Tensor, Tensor]:
     targets = resolve_target(target, outputs)
     if contrast is None:
         return targets, 1 - targets
+    if isinstance(contrast, str):  # RUNNER_UP, checked by the caller
+        # Chosen from the same forward pass that is back-propagated: no second forward.
+        return targets, outputs.scatter(1, targets.unsqueeze(1), float("-inf")).argmax(dim=1)
     contrasts = resolve_target(contrast, outputs, name="contrast")
     clashes = contrasts == targets
     if bool(clashes.any()):
@@ -105,7 +115,7 @@ class DifferenceSalience(LayerContrastAttribution):
         self,
         inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
-        contrast: TargetType = None,
+        contrast: TargetType | str = None,
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
         relu_attributions: bool = False,
@@ -118,7 +128,8 @@ class DifferenceSalience(LayerContrastAttribution):
             target: The true class per example (an int, a list of ints, or a ``(B,)``
                 tensor). ``None``: the predicted class (for a single logit, 1 when ``z > 0``).
             contrast: The class subtracted. ``None``: the other class of a binary model;
-                required when the model has more than two outputs.
+                required when the model has more than two outputs, where ``"runner-up"``
+                takes each example's highest-scoring class other than its target.
             additional_forward_args: Extra arguments for ``forward_func``, after ``inputs``.
             attribute_to_layer_input: Explain the layer's input rather than its output.
             relu_attributions: Apply ReLU to the map; off by default, the map is signed.

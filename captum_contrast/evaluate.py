@@ -80,11 +80,9 @@ def explain(
     if method.cls is None:
         return torch.as_tensor(cm.fake_cam(model, images))
     kwargs = {**method.kwargs, **overrides}
-    if method.cls is DifferenceSalience and "contrast" not in kwargs:
-        with torch.no_grad():
-            outputs = model(images)
-        if outputs.shape[1] > 2:
-            kwargs["contrast"] = runner_up(outputs, targets)
+    if method.cls is DifferenceSalience:
+        # On two outputs the runner-up is the other class, so this is right for any model.
+        kwargs.setdefault("contrast", "runner-up")
     maps = method.cls(model, layer, **_init_kwargs(name, method, model)).attribute(
         images, target=targets, **kwargs
     )

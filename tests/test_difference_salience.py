@@ -170,3 +170,20 @@ def test_bad_inputs_raise(binary_cnn: SmallCNN) -> None:
         single.attribute(images, target=1, contrast=1)
     with pytest.raises(TypeError, match="`target`"):
         single.attribute(images, target=0.5)
+
+
+def test_runner_up_contrast_is_taken_from_the_same_forward() -> None:
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=5).eval()
+    images = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        outputs = model(images)
+    targets = torch.tensor([0, 2, 4])
+    runner_up = outputs.scatter(1, targets[:, None], float("-inf")).argmax(dim=1)
+    salience = DifferenceSalience(model, model.layer4)
+    expected = salience.attribute(images, target=targets, contrast=runner_up)
+    torch.testing.assert_close(
+        salience.attribute(images, target=targets, contrast="runner-up"), expected
+    )
+    with pytest.raises(ValueError, match="runner-up"):
+        salience.attribute(images, target=targets, contrast="second")
