@@ -14,7 +14,7 @@ from _timing import Section, environment, time_interleaved
 from torch import nn
 
 from captum_contrast.metrics import AverageDrop, AverageGain, AverageIncrease
-from captum_contrast.normalize import normalize
+from captum_contrast.normalization import normalize
 
 
 def small_cnn(num_classes: int = 10) -> nn.Module:

@@ -12,7 +12,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torchvision.models import resnet18, resnet50
 
-from captum_contrast.minmax_cam import MinMaxCAM
+from captum_contrast.methods.minmax_cam import MinMaxCAM
 
 DETECTED = 3
 
@@ -42,7 +42,10 @@ def _naive_minmax(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         logits = model(images)
     detections = torch.sigmoid(logits) > 0.5
     targets = logits.argmax(dim=1)
-    maps = {int(label): grad_cam.attribute(images, target=int(label)) for label in detections.any(0).nonzero()}
+    maps = {
+        int(label): grad_cam.attribute(images, target=int(label))
+        for label in detections.any(0).nonzero()
+    }
     others = torch.zeros_like(maps[int(targets[0])])
     for label, label_map in maps.items():
         is_other = (detections[:, label] & (targets != label)).float().view(-1, 1, 1, 1)

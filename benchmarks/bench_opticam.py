@@ -10,12 +10,16 @@ import torch.nn.functional as F
 from _timing import Section, environment, time_interleaved
 from torchvision.models import resnet18
 
-from captum_contrast.opti_cam import OptiCAM
+from captum_contrast.methods.opti_cam import OptiCAM
 
 
 def _plain_opticam(
-    model: torch.nn.Module, layer: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
-    n_iter: int, lr: float = 0.1,
+    model: torch.nn.Module,
+    layer: torch.nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    n_iter: int,
+    lr: float = 0.1,
 ) -> torch.Tensor:
     """The reference loop written the obvious way: parameters keep requiring grad, and each
     iteration re-runs the hooked forward for A and y_c(x) before the masked forward."""

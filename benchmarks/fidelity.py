@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 
-from captum_contrast import AverageDrop, AverageGain, AverageIncrease, ContrastGradCAM, OptiCAM
-from captum_contrast.datasets import DigitCanvases
-from captum_contrast.metrics import fake_cam
-from captum_contrast.models import fit_classifier, small_cnn
+from captum_contrast import ContrastGradCAM, OptiCAM
+from captum_contrast.data.canvases import DigitCanvases
+from captum_contrast.data.models import fit_classifier, small_cnn
+from captum_contrast.metrics import AverageDrop, AverageGain, AverageIncrease, fake_cam
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,7 +1,7 @@
 """Salience-guided training on the offline binary task: in-distribution and OOD AUROC.
 
 Reproduces the Divisive Decisions comparison (cross-entropy, CYBORG, Difference, Per-class
-and Contrast Salience) at toy scale on ``captum_contrast.datasets.SalienceDigits``: "does the
+and Contrast Salience) at toy scale on ``captum_contrast.data.canvases.SalienceDigits``: "does the
 canvas contain a 3?", human maps = the 3's pixels (for negatives, the distractors' pixels).
 Every method trains the same small CNN with the same data, budget and seeds; the checkpoint
 with the best validation accuracy is kept (the CYBORG protocol) and scored by the logit
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
-from captum_contrast.datasets import SalienceDigits
-from captum_contrast.models import small_cnn
+from captum_contrast.data.canvases import SalienceDigits
+from captum_contrast.data.models import small_cnn
 from captum_contrast.training import (
     ContrastSalienceLoss,
     CYBORGLoss,

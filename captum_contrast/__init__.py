@@ -1,93 +1,55 @@
 """Contrastive CAM explanations for Captum, evaluated with Quantus.
 
-Importing the package registers its metrics with Quantus.
+The top level holds what a user of the methods imports: the four methods, contrast sets,
+``normalize`` and the layer transforms. The rest is reached through its subpackage:
+``captum_contrast.metrics`` (Quantus metrics, registered in ``quantus.AVAILABLE_METRICS``
+when the package is imported), ``captum_contrast.training`` (salience-guided losses),
+``captum_contrast.data`` (offline datasets and small models), ``captum_contrast.viz``
+(figures) and ``captum_contrast.methods`` (the methods' building blocks).
 """
 
-from captum_contrast._base import LayerContrastAttribution, vit_reshape_transform
-from captum_contrast._layer import LayerGradients, layer_gradients
-from captum_contrast.analysis import active_channels
-from captum_contrast.contrast_grad_cam import ContrastGradCAM
-from captum_contrast.contrast_sets import ContrastSet, confusion_matrix
-from captum_contrast.datasets import DigitCanvases, MultiDigitCanvases, SalienceDigits
-from captum_contrast.difference_salience import DifferenceSalience
-from captum_contrast.metrics import (
-    AverageDrop,
-    AverageDropOfOthers,
-    AverageGain,
-    AverageIncrease,
-    AverageRetention,
-    AverageRetentionOfOthers,
-    ClassSensitivity,
-    ConfidenceDrop,
-    Deletion,
-    Insertion,
-    MultiLabelAverageDrop,
-    MultiLabelIncreaseInConfidence,
-    explainer,
-    fake_cam,
-    multilabel_macro_scores,
-    paired_ttest,
-    register_with_quantus,
-    wilcoxon_below,
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from captum_contrast import methods, metrics, training
+from captum_contrast.methods import (
+    ContrastGradCAM,
+    ContrastSet,
+    DifferenceSalience,
+    LayerContrastAttribution,
+    MinMaxCAM,
+    OptiCAM,
+    confusion_matrix,
 )
-from captum_contrast.minmax_cam import MinMaxCAM, minmax_weights
-from captum_contrast.models import fit_classifier, small_cnn
-from captum_contrast.normalize import normalize
-from captum_contrast.opti_cam import OptiCAM
-from captum_contrast.training import (
-    ContrastSalienceLoss,
-    CYBORGLoss,
-    DifferenceSalienceLoss,
-    KernelUsageRegularizedLinear,
-    PerClassSalienceLoss,
-    class_activation_maps,
-)
+from captum_contrast.normalization import normalize
+from captum_contrast.transforms import vit_reshape_transform
 
 __version__ = "0.1.0"
 
-register_with_quantus()
+_LAZY_SUBPACKAGES = ("data", "viz", "app")
+
+
+def __getattr__(name: str) -> ModuleType:
+    # data, viz and app import matplotlib, scikit-learn and argparse machinery that a user
+    # of the methods does not need; they load on first access.
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "AverageDrop",
-    "AverageDropOfOthers",
-    "AverageGain",
-    "AverageIncrease",
-    "AverageRetention",
-    "AverageRetentionOfOthers",
-    "CYBORGLoss",
-    "ClassSensitivity",
-    "ConfidenceDrop",
     "ContrastGradCAM",
-    "ContrastSalienceLoss",
     "ContrastSet",
-    "Deletion",
     "DifferenceSalience",
-    "DifferenceSalienceLoss",
-    "DigitCanvases",
-    "Insertion",
-    "KernelUsageRegularizedLinear",
     "LayerContrastAttribution",
-    "LayerGradients",
     "MinMaxCAM",
-    "MultiDigitCanvases",
-    "MultiLabelAverageDrop",
-    "MultiLabelIncreaseInConfidence",
     "OptiCAM",
-    "PerClassSalienceLoss",
-    "SalienceDigits",
-    "active_channels",
-    "class_activation_maps",
     "confusion_matrix",
-    "explainer",
-    "fake_cam",
-    "fit_classifier",
-    "layer_gradients",
-    "minmax_weights",
-    "multilabel_macro_scores",
+    "methods",
+    "metrics",
     "normalize",
-    "paired_ttest",
-    "register_with_quantus",
-    "small_cnn",
+    "training",
     "vit_reshape_transform",
-    "wilcoxon_below",
 ]

@@ -16,7 +16,9 @@ from torch import Tensor
 TargetType = int | Sequence[int] | Tensor | None
 
 
-def _as_long_tensor(value: int | Sequence[int] | Tensor, name: str, device: torch.device) -> Tensor:
+def as_class_indices(
+    value: int | Sequence[int] | Tensor, name: str, device: torch.device
+) -> Tensor:
     if isinstance(value, bool):
         raise TypeError(
             f"`{name}` must be an int, a sequence of ints or an integer tensor, got bool"
@@ -61,7 +63,7 @@ def resolve_target(target: TargetType, outputs: Tensor, name: str = "target") ->
     batch_size, num_classes = outputs.shape
     if target is None:
         return outputs.argmax(dim=1)
-    indices = _as_long_tensor(target, name, outputs.device)
+    indices = as_class_indices(target, name, outputs.device)
     if indices.dim() == 0:
         indices = indices.reshape(1).expand(batch_size)
     elif indices.dim() == 2 and indices.shape[1] == 1:
@@ -80,6 +82,21 @@ def one_hot_weights(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Te
     return torch.nn.functional.one_hot(classes, num_classes).to(dtype)
 
 
-def label_set_weights(labels: Tensor, dtype: torch.dtype) -> Tensor:
-    """``(B, C)`` bool label sets as 0/1 weight vectors (the sum of the labels' scores)."""
-    return labels.to(dtype)
+def runner_up(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Each example's highest-scoring class other than its target, ``(B,)``.
+
+    Read from the outputs a method already has, so choosing it costs no forward pass.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast._targets import runner_up
+        >>> runner_up(torch.tensor([[0.1, 3.0, 2.0], [5.0, 1.0, 4.0]]), torch.tensor([1, 2]))
+        tensor([2, 0])
+    """
+    return top_other_classes(outputs, targets, 1)[:, 0]
+
+
+def top_other_classes(outputs: Tensor, targets: Tensor, k: int) -> Tensor:
+    """The ``k`` highest-scoring classes of each example other than its target, ``(B, k)``."""
+    # The target is pushed to the bottom of the ranking, so it is never its own contrast.
+    return outputs.scatter(1, targets.unsqueeze(1), float("-inf")).topk(k, dim=1).indices

@@ -23,7 +23,7 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from captum_contrast.normalize import normalize
+from captum_contrast.normalization import normalize
 
 ArrayLike = Tensor | np.ndarray
 DEFAULT_CMAP = "jet"

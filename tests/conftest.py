@@ -1,72 +1,15 @@
-"""Small models shared by the tests; every one is built in code, nothing is downloaded."""
+"""Fixtures shared by every test folder; the models themselves live in :mod:`tests.helpers`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
 
-
-class LinearHead(nn.Module):
-    """``output[c] = sum_{k,i,j} weight[c, k, i, j] * layer(x)[k, i, j]`` with ``layer = Identity``.
-
-    The gradient of output ``c`` with respect to the layer is exactly ``weight[c]``, so
-    Grad-CAM channel weights can be set by hand.
-    """
-
-    def __init__(self, weight: Tensor) -> None:
-        super().__init__()
-        self.layer = nn.Identity()
-        self.weight = nn.Parameter(weight.clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.einsum("bkhw,ckhw->bc", self.layer(x), self.weight)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int = 5, channels: int = 6, inplace: bool = True) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, channels, 3, padding=1)
-        self.relu1 = nn.ReLU(inplace=inplace)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.relu2 = nn.ReLU(inplace=inplace)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        hidden = self.relu1(self.conv1(x))
-        features = self.relu2(self.conv2(hidden))
-        return self.fc(self.pool(features).flatten(1))
-
-
-def model_snapshot(model: nn.Module) -> dict[str, object]:
-    """Everything an attribution call must leave as it found it."""
-    return {
-        "training": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grads": [p.grad for p in model.parameters()],
-        "hooks": [
-            len(m._forward_hooks)
-            + len(m._forward_pre_hooks)
-            + len(m._backward_hooks)
-            + len(getattr(m, "_backward_pre_hooks", {}))
-            for m in model.modules()
-        ],
-        "params": [p.detach().clone() for p in model.parameters()],
-    }
-
-
-def assert_untouched(before: dict[str, object], model: nn.Module) -> None:
-    after = model_snapshot(model)
-    assert after["training"] == before["training"]
-    assert after["requires_grad"] == before["requires_grad"]
-    assert all(g is None for g in after["grads"]), "a parameter .grad was written"
-    assert after["hooks"] == before["hooks"], "a hook was left on the model"
-    for old, new in zip(before["params"], after["params"], strict=True):
-        torch.testing.assert_close(old, new, rtol=0, atol=0)
+from tests.helpers import TwoConvNet
 
 
 @pytest.fixture
-def small_cnn() -> SmallCNN:
+def two_conv_net() -> TwoConvNet:
+    """A seeded :class:`TwoConvNet` in eval mode (5 classes, 6 channels, 8x8 inputs work)."""
     torch.manual_seed(0)
-    return SmallCNN().eval()
+    return TwoConvNet().eval()

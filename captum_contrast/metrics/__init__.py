@@ -2,10 +2,15 @@
 
 Every metric is a ``quantus.Metric``: numpy in, one score per example out, usable alone
 or in ``quantus.evaluate`` beside Quantus's own metrics. :func:`register_with_quantus`
-lists them in ``quantus.AVAILABLE_METRICS`` (``captum_contrast`` calls it on import).
+lists them in ``quantus.AVAILABLE_METRICS`` (called once, at the end of this module, so
+on ``import captum_contrast``). Each metric class also carries the attributes the command
+line derives its tables from (``cli_name``, ``short_name``, ``multilabel``,
+``needs_explain_func``, ``needs_object_masks``; see :class:`CAMMetric`).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import quantus
 
@@ -22,6 +27,7 @@ from captum_contrast.metrics.masking import (
     gain_scores,
     increase_scores,
 )
+from captum_contrast.metrics.mass_on_object import MassOnObject
 from captum_contrast.metrics.multilabel import (
     AverageDropOfOthers,
     AverageRetention,
@@ -50,6 +56,7 @@ METRICS: tuple[type[CAMMetric], ...] = (
     ConfidenceDrop,
     Insertion,
     Deletion,
+    MassOnObject,
 )
 """Every metric class of the package, in the order they are registered."""
 
@@ -58,9 +65,12 @@ def register_with_quantus() -> None:
     """Add every metric to ``quantus.AVAILABLE_METRICS`` under its evaluation category.
 
     Keys are the metrics' ``name`` attributes, e.g. ``"Average Drop"`` under
-    ``"Faithfulness"`` and ``"Class Sensitivity"`` under ``"Randomisation"`` (with Random
-    Logit). Calling it again changes nothing; a name already taken by another project's
-    metric raises ``ValueError`` rather than replacing it.
+    ``"Faithfulness"``, ``"Class Sensitivity"`` under ``"Randomisation"`` (with Random
+    Logit) and ``"Mass on Object"`` under ``"Localisation"``. Calling it again changes
+    nothing. It never raises, so ``import captum_contrast`` (which calls it) cannot fail
+    here: a key already held by another project's class is left to that class, and the
+    metric is skipped with a ``UserWarning`` naming the key and the class holding it (as is
+    a category this Quantus version lacks). The metric classes work the same unregistered.
 
     Example:
         >>> import quantus
@@ -68,27 +78,39 @@ def register_with_quantus() -> None:
         >>> register_with_quantus()
         >>> "Class Sensitivity" in quantus.available_metrics()["Randomisation"]
         True
+        >>> "Mass on Object" in quantus.available_metrics()["Localisation"]
+        True
     """
     registry = quantus.AVAILABLE_METRICS
     for metric in METRICS:
         category = metric.evaluation_category.value
         if category not in registry:
-            raise ValueError(f"Quantus has no metric category {category!r} for {metric.__name__}")
+            warnings.warn(
+                f"Quantus has no metric category {category!r}: {metric.__name__} is not "
+                "registered in quantus.AVAILABLE_METRICS",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
         present = registry[category].get(metric.name)
-        if (
-            present is not None
-            and present is not metric
-            and (
-                present.__module__,
-                present.__qualname__,
-            )
-            != (metric.__module__, metric.__qualname__)
-        ):
-            raise ValueError(
+        if present is not None and not _same_class(present, metric):
+            warnings.warn(
                 f"quantus.AVAILABLE_METRICS[{category!r}][{metric.name!r}] is already "
-                f"{present.__module__}.{present.__qualname__}"
+                f"{present.__module__}.{present.__qualname__}; "
+                f"{metric.__module__}.{metric.__qualname__} is not registered under that key",
+                UserWarning,
+                stacklevel=2,
             )
+            continue
         registry[category][metric.name] = metric  # type: ignore[index]
+
+
+def _same_class(present: object, metric: type) -> bool:
+    # The same class, or the same class from a reloaded module.
+    return present is metric or (
+        getattr(present, "__module__", None),
+        getattr(present, "__qualname__", None),
+    ) == (metric.__module__, metric.__qualname__)
 
 
 __all__ = [
@@ -104,6 +126,7 @@ __all__ = [
     "ConfidenceDrop",
     "Deletion",
     "Insertion",
+    "MassOnObject",
     "MultiLabelAverageDrop",
     "MultiLabelIncreaseInConfidence",
     "detections",
@@ -120,3 +143,5 @@ __all__ = [
     "trapezoid",
     "wilcoxon_below",
 ]
+
+register_with_quantus()

@@ -1,8 +1,9 @@
-"""What the package's Quantus metrics share: preprocessing, saliency masks, probabilities, ranks.
+"""The base class of the package's Quantus metrics: :class:`CAMMetric` and its preprocessing.
 
-Every metric here evaluates a batch with one batched forward per input variant (the
-original, the masked, ...), through Quantus's ``ModelInterface.predict``; no metric loops
-over examples in Python.
+The computations the metrics share (masks, probabilities, ranks, argument checks) are in
+:mod:`captum_contrast.metrics._helpers`. Every metric evaluates a batch with one batched
+forward per input variant (the original, the masked, ...), through Quantus's
+``ModelInterface.predict``; no metric loops over examples in Python.
 
 Two things differ from ``quantus.Metric``'s preprocessing, both on purpose:
 
@@ -14,29 +15,25 @@ Two things differ from ``quantus.Metric``'s preprocessing, both on purpose:
   Masking metrics read a constant map as "nothing is salient" (range normalisation turns it
   into an all-zero mask); ranking metrics give ``NaN`` for it, because it ranks nothing.
   A map holding NaN or infinity scores ``NaN`` (class sensitivity instead follows CASE and
-  reads NaN as 0).
+  reads NaN as 0); mass on object gives ``NaN`` for a constant map, which has no mass.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from quantus.helpers import utils
 from quantus.helpers.enums import DataType, ModelType
 from quantus.helpers.model.model_interface import ModelInterface
 from quantus.metrics.base import Metric
-from scipy.special import expit, softmax
 from torch import Tensor
 
-from captum_contrast._layer import model_device
-from captum_contrast.normalize import NORMALIZATIONS, Normalization, normalize
-
-Activation = Literal["softmax", "sigmoid"]
+from captum_contrast._model import model_device
+from captum_contrast.metrics._helpers import check_labels
 
 # Quantus's a_axes for a (B, 1, H, W) map over (B, C, H, W) inputs: the two spatial axes.
 _SPATIAL_AXES = np.array([1, 2])
@@ -45,16 +42,50 @@ _SPATIAL_AXES = np.array([1, 2])
 class CAMMetric(Metric[list[float]]):
     """Base of the package's metrics: a ``quantus.Metric`` for one saliency map per image.
 
-    Maps may be ``(B, h, w)``, ``(B, 1, h, w)`` or ``(B, h, w, 1)`` with ``h <= H`` and ``w <= W``; the model
-    must return logits, since each metric applies its own softmax or sigmoid. Keyword
-    arguments are Quantus's (``abs``, ``normalise``, ``normalise_func``,
+    Maps may be ``(B, h, w)``, ``(B, 1, h, w)`` or ``(B, h, w, 1)`` with ``h <= H`` and
+    ``w <= W``; the model must return logits, since each metric applies its own softmax or
+    sigmoid. Keyword arguments are Quantus's (``abs``, ``normalise``, ``normalise_func``,
     ``normalise_func_kwargs``, ``return_aggregate``, ``aggregate_func``,
     ``default_plot_func``, ``disable_warnings``, ``display_progressbar``); ``abs`` and
     ``normalise`` default to ``False`` because each metric normalises maps its own way.
+
+    The contract for a new metric. A subclass implements ``evaluate_batch(model, x_batch,
+    y_batch, a_batch, s_batch, **kwargs) -> list[float]`` (one score per example, ``NaN``
+    where the map cannot be scored; maps arrive as ``(B, 1, h, w)`` float64, inputs
+    channel-first) and may implement ``custom_preprocess`` to check or add inputs. It sets
+    Quantus's class attributes ``name`` (its key in ``quantus.AVAILABLE_METRICS``),
+    ``score_direction`` and ``evaluation_category``, and these, from which the command line
+    builds its metric choices and tables:
+
+    * ``cli_name`` (str, required): the metric's name on the command line, e.g.
+      ``"average-drop"``; unique across :data:`captum_contrast.metrics.METRICS`.
+    * ``short_name`` (str, required): its table column without the arrow, e.g. ``"AD"``;
+      the arrow comes from ``score_direction``.
+    * ``multilabel`` (bool, default ``False``): scores are aggregated per class with
+      MinMax-CAM's macro protocol, :func:`captum_contrast.metrics.multilabel_macro_scores`,
+      keyed by ``short_name``.
+    * ``needs_explain_func`` (bool, default ``False``): the metric calls ``explain_func``
+      itself (class sensitivity re-explains the second class), so it must be passed.
+    * ``needs_object_masks`` (bool, default ``False``): the metric reads ground-truth
+      object masks from ``s_batch`` (mass on object).
+
+    Finally add the class to :data:`captum_contrast.metrics.METRICS`, which registers it
+    with Quantus.
     """
 
     data_applicability = {DataType.IMAGE}
     model_applicability = {ModelType.TORCH}
+
+    cli_name: ClassVar[str]
+    """The command-line name, e.g. ``"average-drop"``."""
+    short_name: ClassVar[str]
+    """The table column without the arrow, e.g. ``"AD"``."""
+    multilabel: ClassVar[bool] = False
+    """Aggregated per class with MinMax-CAM's macro protocol, keyed by ``short_name``."""
+    needs_explain_func: ClassVar[bool] = False
+    """The metric calls ``explain_func`` itself."""
+    needs_object_masks: ClassVar[bool] = False
+    """The metric reads ground-truth object masks from ``s_batch``."""
 
     def __init__(
         self,
@@ -106,7 +137,8 @@ class CAMMetric(Metric[list[float]]):
             y_batch: One class index per example: the class each map explains.
             a_batch: Maps ``(B, 1, h, w)`` or ``(B, h, w)``; ``None`` computes them with
                 ``explain_func`` one Quantus batch at a time.
-            s_batch: Unused, accepted for Quantus.
+            s_batch: Ground-truth object masks ``(B, 1, H, W)`` for the metrics with
+                ``needs_object_masks``; unused by the others, accepted for Quantus.
             channel_first: Layout of ``x_batch``; inferred when ``None``.
             explain_func: ``explain_func(model, inputs, targets, **kwargs) -> maps``, e.g.
                 :func:`captum_contrast.metrics.explainer`.
@@ -244,120 +276,3 @@ class CAMMetric(Metric[list[float]]):
         if self.abs:
             maps = np.abs(maps)
         return maps
-
-
-def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
-    """``y_batch`` as a ``(B,)`` integer array, or a ValueError naming it."""
-    labels = np.asarray(y_batch)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or len(labels) != batch_size:
-        raise ValueError(
-            f"`y_batch` must hold one class index per example, shape ({batch_size},); "
-            f"got shape {labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError(f"`y_batch` must hold integer class indices, got {labels[:5]}")
-        labels = labels.astype(np.int64)
-    return labels
-
-
-def maps_at_input(maps: np.ndarray, size: tuple[int, int]) -> Tensor:
-    """``(B, 1, h, w)`` maps as a float tensor at ``size``, upsampled bilinearly if needed."""
-    tensor = torch.as_tensor(maps, dtype=torch.float32)
-    if tuple(tensor.shape[-2:]) != tuple(size):
-        tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)
-    return tensor
-
-
-def finite_maps(maps: np.ndarray) -> np.ndarray:
-    """``(B,)`` True where an example's map holds only finite values."""
-    return np.isfinite(maps).reshape(len(maps), -1).all(axis=1)
-
-
-def saliency_masks(
-    maps: np.ndarray, size: tuple[int, int], method: Normalization = "range"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Masks ``s = n(up(S))`` in [0, 1] at ``size`` (Opti-CAM), and which maps were finite.
-
-    A non-finite map is replaced by zeros so its neighbours in the batch are unaffected;
-    the caller gives that example ``NaN``.
-    """
-    valid = finite_maps(maps)
-    upsampled = maps_at_input(np.where(valid[:, None, None, None], maps, 0.0), size)
-    return normalize(upsampled, method).numpy(), valid
-
-
-def check_normalization(method: str) -> str:
-    if method not in NORMALIZATIONS:
-        raise ValueError(f"`mask_normalization` must be one of {NORMALIZATIONS}, got {method!r}")
-    return method
-
-
-def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activation) -> np.ndarray:
-    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits."""
-    x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
-    logits = np.asarray(model.predict(x_input), dtype=np.float64)
-    if logits.ndim != 2 or len(logits) != len(x_batch):
-        raise ValueError(f"the model must return (batch, classes) logits, got shape {logits.shape}")
-    return softmax(logits, axis=1) if activation == "softmax" else expit(logits)
-
-
-def masked_probabilities(
-    model: ModelInterface,
-    x_batch: np.ndarray,
-    y_batch: np.ndarray,
-    a_batch: np.ndarray,
-    normalization: Normalization,
-    activation: Activation,
-    complement: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probabilities of ``x`` and of ``s * x`` (or ``(1 - s) * x``), two batched forwards.
-
-    Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
-    masking with ``s`` = :func:`saliency_masks`, and which maps were finite.
-    """
-    masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
-    original = probabilities(model, x_batch, activation)
-    check_classes(y_batch, original.shape[1])
-    kept = (1 - masks) if complement else masks
-    return original, probabilities(model, x_batch * kept, activation), valid
-
-
-def check_classes(labels: np.ndarray, num_classes: int) -> None:
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"`y_batch` holds class indices outside [0, {num_classes - 1}] "
-            f"(the model has {num_classes} outputs)"
-        )
-
-
-def pixel_ranks(maps: Tensor) -> Tensor:
-    """Each pixel's rank in its map, 0 = most salient, as ``(B, H*W)``; ties by pixel index.
-
-    The top-``n`` pixels of an example are exactly those with rank below ``n``.
-    """
-    flat = maps.flatten(1)
-    order = torch.argsort(-flat, dim=1, stable=True)
-    return torch.argsort(order, dim=1)
-
-
-def constant_maps(maps: Tensor) -> np.ndarray:
-    """``(B,)`` True where a map has a single value, so it ranks no pixel above another."""
-    flat = maps.flatten(1)
-    return (flat.max(dim=1).values == flat.min(dim=1).values).numpy()
-
-
-def top_count(top_k: float, num_pixels: int) -> int:
-    """``int(top_k / 100 * H*W)`` pixels, the CASE convention; at least one is required."""
-    count = int(top_k / 100 * num_pixels)
-    if count < 1:
-        raise ValueError(f"`top_k`={top_k}% of {num_pixels} pixels selects no pixel; raise `top_k`")
-    return count
-
-
-def check_percent(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
-        raise ValueError(f"`{name}` must be a percentage in (0, 100], got {value!r}")
-    return float(value)

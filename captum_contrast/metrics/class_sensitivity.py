@@ -1,4 +1,4 @@
-"""CASE's class-sensitivity diagnostic as a Quantus metric (Randomisation, like Random Logit)."""
+"""CASE's class-sensitivity diagnostic as a Quantus metric, and the top-k agreement it uses."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast.metrics._base import (
-    CAMMetric,
+from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics._helpers import (
     check_percent,
     maps_at_input,
     pixel_ranks,
@@ -65,33 +65,66 @@ def _at_input(maps: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 
 class ClassSensitivity(CAMMetric):
-    """Top-k pixel agreement between the maps of each image's top-1 and top-2 classes (CASE).
+    r"""Class Sensitivity (CASE): top-k pixel agreement of the maps of an image's top two classes.
 
-    A class-sensitive explainer highlights different evidence for different classes, so
-    lower agreement is better. ``c1, c2`` are the two classes of highest softmax
-    probability. The map of ``c2`` always comes from ``explain_func`` (so a contrastive
-    explainer uses ``c2``'s own contrast set); the map of ``c1`` is ``a_batch`` where
-    ``y_batch`` is ``c1`` and is re-explained elsewhere, in one batched call each. Maps
-    are compared at input resolution (upsampled bilinearly when smaller), clipped at 0 with
-    NaN as 0; scores are :func:`top_k_agreement` in percent, NaN where either map is all
-    zero. Test the median against a threshold with :func:`wilcoxon_below` (CASE: 50%).
+    CASE's class-sensitivity diagnostic (Williamson, Dwyer and Ji, "CASE: Contrastive
+    Activation for Saliency Estimation", Sec. V-A): an explainer that highlights
+    the same pixels whatever class it is asked about cannot tell competing hypotheses
+    apart. With ``c1, c2`` the two classes of highest softmax probability, ``m1, m2``
+    their maps, and ``T(m)`` the ``int(top_k / 100 * H W)`` pixels of largest value:
+
+    .. math::
+
+        \mathrm{agreement}_i = 100 \cdot
+            \frac{|T(m_i^{c_1}) \cap T(m_i^{c_2})|}{|T(m_i^{c_1})|}
+
+    The map of ``c2`` always comes from ``explain_func`` (so a contrastive explainer uses
+    ``c2``'s own contrast set); the map of ``c1`` is ``a_batch`` where ``y_batch`` is
+    ``c1`` and is re-explained elsewhere, in one batched call each. Maps are compared at
+    input resolution (upsampled bilinearly when smaller), clipped at 0 with NaN read as 0
+    (CASE); ties in ``T`` go to the lower flat pixel index. See :func:`top_k_agreement`.
+    Test the median against a threshold with :func:`wilcoxon_below` (CASE's paper: 50%).
+    Quantus files it under Randomisation, beside Random Logit, which also compares the
+    explanations of two classes.
+
+    Scores: one per example, in percent, in [0, 100]; lower is better
+    (``ScoreDirection.LOWER``): class-distinct maps agree little.
+
+    Degenerate maps: NaN is read as 0 and negatives are clipped, so a map that is all zero
+    after clipping (a constant non-positive map included) ranks no pixel, and its example
+    scores NaN rather than an agreement decided by the tie-break. A constant positive map
+    ranks pixels by the tie-break alone and agrees fully with another such map.
+
+    References:
+        Williamson, Dwyer and Ji, "CASE: Contrastive Activation for Saliency Estimation";
+        official code ``dwil2444/case-saliency`` (``CAM_eval/class_sensitive.py``).
 
     Args:
-        top_k: Percentage of pixels compared (CASE: 5).
-        **kwargs: Quantus's metric options.
+        top_k: Percentage of pixels compared, in (0, 100] (CASE: 5).
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`. The metric needs ``explain_func`` at call time.
 
     Example:
         >>> import numpy as np, torch
-        >>> from captum_contrast.metrics import ClassSensitivity, fake_cam
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+        >>> from captum.attr import LayerGradCam
+        >>> from captum_contrast.metrics import ClassSensitivity, explainer
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
         >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
-        >>> ClassSensitivity(top_k=10)(model, x, np.array([0, 1]), explain_func=fake_cam)
-        [100.0, 100.0]
+        >>> grad_cam = explainer(LayerGradCam, layer="1", relu_attributions=True)
+        >>> scores = ClassSensitivity(top_k=10)(model, x, np.array([0, 1]), explain_func=grad_cam)
+        >>> np.round(scores, 2).tolist()
+        [0.0, 83.33]
     """
 
     name = "Class Sensitivity"
     score_direction = ScoreDirection.LOWER
     evaluation_category = EvaluationCategory.RANDOMISATION
+    cli_name = "class-sensitivity"
+    short_name = "Agreement %"
+    needs_explain_func = True
 
     def __init__(self, top_k: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

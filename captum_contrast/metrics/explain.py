@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_contrast._layer import model_device
+from captum_contrast._model import model_device
 
 LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
 ExplainFunc = Callable[..., np.ndarray]

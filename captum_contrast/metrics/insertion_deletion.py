@@ -1,4 +1,9 @@
-"""RISE's Insertion and Deletion (Petsiuk et al.), the variant Opti-CAM reports, as Quantus metrics."""
+"""RISE's Insertion and Deletion (Petsiuk et al.), the variant Opti-CAM reports, as Quantus metrics.
+
+Both switch pixels between the image and a substrate in order of decreasing saliency and
+integrate the class probability over the fraction switched; :func:`trapezoid` and
+:func:`gaussian_blur` (the insertion substrate) are public helpers.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ import torch.nn.functional as F
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast.metrics._base import (
-    CAMMetric,
+from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics._helpers import (
     check_classes,
     constant_maps,
     finite_maps,
@@ -53,7 +58,8 @@ def gaussian_blur(
 
 
 class _PixelCurve(CAMMetric):
-    evaluation_category = EvaluationCategory.FAITHFULNESS
+    """The probability curve of RISE's Insertion and Deletion, one batched forward per step."""
+
     # Deletion starts from the image and ends at the substrate; insertion the reverse.
     _deletes: bool
 
@@ -112,61 +118,127 @@ class _PixelCurve(CAMMetric):
         return np.where(valid, areas, np.nan).tolist()
 
 
-_DOC = """
+class Deletion(_PixelCurve):
+    r"""Deletion (RISE): area under the class probability as the most salient pixels are removed.
 
-    Pixels switch in order of decreasing saliency (the map upsampled bilinearly to the input
-    when smaller; ties by lower flat pixel index), ``step`` pixels at a time, and the
-    softmax probability of ``y_batch`` is read after each step (Opti-CAM reports the
-    predicted class, so pass predictions as ``y_batch`` to match). The score is the area
-    under that curve against the fraction of pixels switched, trapezoidal rule, in percent.
-    Each step is one batched forward of the whole batch. A constant map (all zero included)
-    gives no order and scores NaN, as does a non-finite map.
+    Petsiuk, Das and Saenko's causal metric ("RISE: Randomized Input Sampling for
+    Explanation of Black-box Models", BMVC 2018), in the variant Opti-CAM reports (Zhang et
+    al., 2024, Sec. 5.3.2): pixels are removed in order of decreasing saliency, and a map
+    that ranks the evidence first makes the class probability collapse early, leaving a
+    small area under the curve. With ``x^{(t)}`` the image whose fraction ``t`` of most
+    salient pixels are set to the ``substrate``:
+
+    .. math::
+
+        \mathrm{Deletion}_i = 100 \int_0^1 \mathrm{softmax}(f(x_i^{(t)}))_c \, dt
+
+    with ``c`` = ``y_batch`` (Opti-CAM uses the predicted class, so pass predictions to
+    match), computed with the trapezoidal rule at ``t = 0, step / HW, 2 step / HW, ..., 1``.
+    Pixels are ranked on the map upsampled bilinearly to the input when it is smaller,
+    ties broken by the lower flat pixel index, and switch in every channel at once. Each
+    step is one batched forward of the whole batch (``ceil(HW / step) + 1`` forwards).
+
+    Scores: one per example, in percent, in [0, 100]; lower is better
+    (``ScoreDirection.LOWER``).
+
+    Degenerate maps: a constant map (all zero included) gives no order and scores NaN, as
+    does a map holding NaN or infinity; the rest of the batch is unaffected.
+
+    References:
+        Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for Explanation of
+        Black-box Models", BMVC 2018. Zhang et al., "Opti-CAM: Optimizing saliency maps for
+        interpretability", CVIU 2024, Sec. 5.3.2.
 
     Args:
-        step: Pixels switched per step; ``None`` (default) uses the image width, RISE's
-            224 steps of 224 pixels at 224x224.
-        substrate: {substrate}
-        **kwargs: Quantus's metric options.
+        step: Pixels removed per step, a positive int; ``None`` (default) uses the image
+            width, RISE's 224 steps of 224 pixels at 224x224.
+        substrate: What removed pixels become: a number (default 0, RISE), ``"blur"``
+            (Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`) or
+            ``callable(x_batch) -> array`` of the shape of ``x_batch``.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
 
     Example:
-        >>> import numpy as np
-        >>> import torch
-        >>> from captum_contrast.metrics import {cls}
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)).eval()
-        >>> x_batch = np.random.default_rng(0).random((2, 1, 4, 4)).astype(np.float32)
-        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))
-        >>> scores = {cls}(step=4)(model, x_batch, np.array([0, 1]), a_batch=maps)
-        >>> len(scores), all(0 <= score <= 100 for score in scores)
-        (2, True)
-"""
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import Deletion
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))  # at layer resolution
+        >>> scores = Deletion()(model, x, np.array([0, 1]), a_batch=maps)  # 8 steps of 8 pixels
+        >>> np.round(scores, 2).tolist()
+        [34.31, 31.45]
+    """
 
-
-class Deletion(_PixelCurve):
-    __doc__ = (
-        "Deletion (lower is better): the class probability as salient pixels are removed."
-        + _DOC.format(
-            cls="Deletion",
-            substrate="What removed pixels become: a number (default 0, RISE), ``'blur'`` "
-            "(Gaussian 11x11, sigma 5)\n            or ``callable(x_batch) -> array``.",
-        )
-    )
     name = "Deletion"
     score_direction = ScoreDirection.LOWER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "deletion"
+    short_name = "Deletion"
     _deletes = True
 
 
 class Insertion(_PixelCurve):
-    __doc__ = (
-        "Insertion (higher is better): the class probability as salient pixels are restored."
-        + _DOC.format(
-            cls="Insertion",
-            substrate="The image pixels are inserted into: ``'blur'`` (default, RISE's "
-            "Gaussian 11x11, sigma 5,\n            zero padding), a number, or "
-            "``callable(x_batch) -> array``.",
-        )
-    )
+    r"""Insertion (RISE): area under the class probability as the most salient pixels come back.
+
+    Petsiuk, Das and Saenko's causal metric ("RISE: Randomized Input Sampling for
+    Explanation of Black-box Models", BMVC 2018), in the variant Opti-CAM reports (Zhang et
+    al., 2024, Sec. 5.3.2): starting from a blurred image, pixels of the image are inserted
+    in order of decreasing saliency, and a map that ranks the evidence first makes the
+    class probability rise early, giving a large area under the curve. With ``x^{(t)}``
+    the ``substrate`` whose fraction ``t`` of most salient pixels are the image's:
+
+    .. math::
+
+        \mathrm{Insertion}_i = 100 \int_0^1 \mathrm{softmax}(f(x_i^{(t)}))_c \, dt
+
+    with ``c`` = ``y_batch`` (Opti-CAM uses the predicted class, so pass predictions to
+    match), computed with the trapezoidal rule at ``t = 0, step / HW, 2 step / HW, ..., 1``.
+    Pixels are ranked on the map upsampled bilinearly to the input when it is smaller,
+    ties broken by the lower flat pixel index, and switch in every channel at once. Each
+    step is one batched forward of the whole batch (``ceil(HW / step) + 1`` forwards).
+
+    Scores: one per example, in percent, in [0, 100]; higher is better
+    (``ScoreDirection.HIGHER``).
+
+    Degenerate maps: a constant map (all zero included) gives no order and scores NaN, as
+    does a map holding NaN or infinity; the rest of the batch is unaffected.
+
+    References:
+        Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for Explanation of
+        Black-box Models", BMVC 2018. Zhang et al., "Opti-CAM: Optimizing saliency maps for
+        interpretability", CVIU 2024, Sec. 5.3.2.
+
+    Args:
+        step: Pixels inserted per step, a positive int; ``None`` (default) uses the image
+            width, RISE's 224 steps of 224 pixels at 224x224.
+        substrate: The image pixels are inserted into: ``"blur"`` (default, RISE's
+            Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`), a number, or
+            ``callable(x_batch) -> array`` of the shape of ``x_batch``.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import Insertion
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))  # at layer resolution
+        >>> scores = Insertion()(model, x, np.array([0, 1]), a_batch=maps)  # 8 steps of 8 pixels
+        >>> np.round(scores, 2).tolist()
+        [34.97, 32.05]
+    """
+
     name = "Insertion"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "insertion"
+    short_name = "Insertion"
     _deletes = False
 
     def __init__(

@@ -1,4 +1,10 @@
-"""Average Drop, Average Increase and Average Gain (Opti-CAM eqs. 13-15), as Quantus metrics."""
+"""Average Drop, Average Increase and Average Gain (Opti-CAM eqs. 13-15), as Quantus metrics.
+
+All three mask the image with the saliency map, ``s * x``, and compare the class
+probability of the masked image, ``o``, with that of the image, ``p``. The per-example
+score functions :func:`drop_scores`, :func:`increase_scores` and :func:`gain_scores` are
+public so that tests and tables can apply them to probabilities computed elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,16 @@ import numpy as np
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast.metrics._base import CAMMetric, check_normalization, masked_probabilities
-from captum_contrast.normalize import Normalization
+from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics._helpers import check_normalization, masked_probabilities, safe_ratio
+from captum_contrast.normalization import Normalization
 
 GAIN_EPS = 1e-8
 
 
-def _relative(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    safe = np.where(denominator > 0, denominator, 1.0)
-    return np.where(denominator > 0, numerator / safe, 0.0)
-
-
 def drop_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
     """Per-example Average Drop in percent: ``100 * [p - o]_+ / p``."""
-    return 100 * _relative(np.maximum(p - o, 0.0), p)
+    return 100 * safe_ratio(np.maximum(p - o, 0.0), p)
 
 
 def increase_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
@@ -36,8 +38,6 @@ def gain_scores(p: np.ndarray, o: np.ndarray, eps: float = GAIN_EPS) -> np.ndarr
 
 class _SaliencyMasking(CAMMetric):
     """p = softmax(f(x))_y and o = softmax(f(s * x))_y, two batched forwards per batch."""
-
-    evaluation_category = EvaluationCategory.FAITHFULNESS
 
     def __init__(self, mask_normalization: Normalization = "range", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -62,69 +62,190 @@ class _SaliencyMasking(CAMMetric):
         raise NotImplementedError
 
 
-_MASKING_DOC = """
+class AverageDrop(_SaliencyMasking):
+    r"""Average Drop (AD): how much of the class probability is lost by masking with the map.
 
-    The image is multiplied by the map, range-normalised per example (``s = n(up(S))``, the
-    map upsampled bilinearly to the input when it is smaller), and broadcast over channels:
-    ``p = softmax(f(x))_y``, ``o = softmax(f(s * x))_y``. ``x_batch`` must be in the space
+    A faithful map covers the evidence the model uses, so the image masked by the map,
+    ``s * x``, should keep the probability of the explained class; AD measures the
+    relative loss. It was introduced with Grad-CAM++ (Chattopadhay et al., 2018) and is
+    eq. 13 of Opti-CAM (Zhang et al., 2024):
+
+    .. math::
+
+        \mathrm{AD}(\%) = \frac{1}{N} \sum_{i=1}^{N}
+            \frac{[p_i^c - o_i^c]_+}{p_i^c} \cdot 100,
+        \qquad p_i^c = \mathrm{softmax}(f(x_i))_c,
+        \quad o_i^c = \mathrm{softmax}(f(s_i \odot x_i))_c
+
+    with ``c`` = ``y_batch``. The mask ``s = n(up(S))`` is the map upsampled bilinearly to
+    the input (``align_corners=False``) when it is smaller, normalised per example by
+    ``mask_normalization`` and broadcast over channels. ``x_batch`` must be in the space
     where 0 means "removed": Opti-CAM masks [0, 1] pixels and puts the mean/std
-    normalisation inside the model. Scores are per example in percent, so their mean is the
-    paper's figure. A constant map (all zero included) becomes an all-zero mask, a
-    legitimate and poor explanation that hides the whole image; a non-finite map scores NaN.
+    normalisation inside the model. Each batch costs two batched forwards (``x`` and
+    ``s * x``). Paired with :class:`AverageGain`, since a map that keeps the whole image
+    (:func:`fake_cam`) has a near-zero AD.
+
+    Scores: one per example, in percent, in [0, 100]; lower is better
+    (``ScoreDirection.LOWER``). Their mean is the paper's figure. A probability ``p`` that
+    underflows to 0 gives 0.
+
+    Degenerate maps: a constant map (all zero included) range-normalises to an all-zero
+    mask, a legitimate and poor explanation that hides the whole image, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        Chattopadhay et al., "Grad-CAM++: Generalized gradient-based visual explanations
+        for deep convolutional networks", WACV 2018. Zhang et al., "Opti-CAM: Optimizing
+        saliency maps for interpretability", CVIU 2024, eq. 13.
 
     Args:
-        mask_normalization: ``"range"`` (default), ``"max"`` or ``"sigmoid"``, see
-            :func:`captum_contrast.normalize`.{extra_args}
-        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...).
-"""
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            Opti-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
 
-
-class AverageDrop(_SaliencyMasking):
-    __doc__ = (
-        """Average Drop (AD, lower is better): ``100 * [p - o]_+ / p`` per example."""
-        + _MASKING_DOC.format(extra_args="")
-        + """
     Example:
         >>> import numpy as np, torch
-        >>> from captum_contrast.metrics import AverageDrop, fake_cam
-        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+        >>> from captum_contrast.metrics import AverageDrop
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
         >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
-        >>> scores = AverageDrop()(model, x, np.array([0, 1]), a_batch=fake_cam(model, x, None))
-        >>> len(scores)
-        2
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))  # at layer resolution
+        >>> scores = AverageDrop()(model, x, np.array([2, 2]), a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [0.0, 1.52]
     """
-    )
 
     name = "Average Drop"
     score_direction = ScoreDirection.LOWER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "average-drop"
+    short_name = "AD"
 
     def _score(self, p: np.ndarray, o: np.ndarray) -> np.ndarray:
         return drop_scores(p, o)
 
 
 class AverageIncrease(_SaliencyMasking):
-    __doc__ = (
-        """Average Increase (AI, higher is better): ``100 * 1[p < o]`` per example."""
-        + _MASKING_DOC.format(extra_args="")
-    )
+    r"""Average Increase (AI): how often masking with the map raises the class probability.
+
+    Also called *increase in confidence* (Chattopadhay et al., 2018): the share of images
+    whose masked version ``s * x`` is classified with a strictly higher probability than
+    the image itself, eq. 14 of Opti-CAM (Zhang et al., 2024):
+
+    .. math::
+
+        \mathrm{AI}(\%) = \frac{1}{N} \sum_{i=1}^{N} \mathbb{1}_{p_i^c < o_i^c} \cdot 100,
+        \qquad p_i^c = \mathrm{softmax}(f(x_i))_c,
+        \quad o_i^c = \mathrm{softmax}(f(s_i \odot x_i))_c
+
+    with ``c`` = ``y_batch`` and the mask ``s = n(up(S))`` built as for
+    :class:`AverageDrop` (upsampled bilinearly, normalised per example, broadcast over
+    channels; ``x_batch`` in the space where 0 means "removed"). Opti-CAM shows that AI
+    paired with AD is gamed by :func:`fake_cam` and replaces it by :class:`AverageGain`;
+    it is kept for comparison with earlier work. Two batched forwards per batch.
+
+    Scores: one per example, 0 or 100 (percent), so their mean is the paper's
+    percentage; higher is better (``ScoreDirection.HIGHER``). Equal probabilities count
+    as no increase.
+
+    Degenerate maps: a constant map (all zero included) range-normalises to an all-zero
+    mask that hides the whole image, and is scored as such; a map holding NaN or infinity
+    scores NaN without affecting the rest of the batch.
+
+    References:
+        Chattopadhay et al., "Grad-CAM++", WACV 2018. Zhang et al., "Opti-CAM: Optimizing
+        saliency maps for interpretability", CVIU 2024, eq. 14.
+
+    Args:
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            Opti-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageIncrease
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))  # at layer resolution
+        >>> AverageIncrease()(model, x, np.array([0, 1]), a_batch=maps)
+        [100.0, 100.0]
+    """
 
     name = "Average Increase"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "average-increase"
+    short_name = "AI"
 
     def _score(self, p: np.ndarray, o: np.ndarray) -> np.ndarray:
         return increase_scores(p, o)
 
 
 class AverageGain(_SaliencyMasking):
-    __doc__ = (
-        """Average Gain (AG, higher is better): ``100 * [o - p]_+ / (1 - p + eps)`` per example."""
-        + _MASKING_DOC.format(
-            extra_args="\n        eps: Keeps the ratio finite when ``p = 1`` (default ``1e-8``)."
-        )
-    )
+    r"""Average Gain (AG): how much class probability masking with the map gains, relatively.
+
+    Opti-CAM's symmetric counterpart of :class:`AverageDrop` (Zhang et al., 2024,
+    eq. 15): the gain of the masked image ``s * x`` relative to the most it could gain.
+    A map that keeps the whole image, such as :func:`fake_cam`, scores near-zero AD but
+    also near-zero AG, which is why AD is paired with AG rather than with AI:
+
+    .. math::
+
+        \mathrm{AG}(\%) = \frac{1}{N} \sum_{i=1}^{N}
+            \frac{[o_i^c - p_i^c]_+}{1 - p_i^c + \varepsilon} \cdot 100,
+        \qquad p_i^c = \mathrm{softmax}(f(x_i))_c,
+        \quad o_i^c = \mathrm{softmax}(f(s_i \odot x_i))_c
+
+    with ``c`` = ``y_batch``; the paper has no ``epsilon``, which keeps the ratio finite
+    when ``p = 1`` (as in xplique). The mask ``s = n(up(S))`` is built as for
+    :class:`AverageDrop` (upsampled bilinearly, normalised per example, broadcast over
+    channels; ``x_batch`` in the space where 0 means "removed"). Two batched forwards per
+    batch.
+
+    Scores: one per example, in percent, in [0, 100] (up to ``eps``); higher is better
+    (``ScoreDirection.HIGHER``). Their mean is the paper's figure.
+
+    Degenerate maps: a constant map (all zero included) range-normalises to an all-zero
+    mask that hides the whole image, and is scored as such; a map holding NaN or infinity
+    scores NaN without affecting the rest of the batch.
+
+    References:
+        Zhang et al., "Opti-CAM: Optimizing saliency maps for interpretability", CVIU 2024,
+        eq. 15.
+
+    Args:
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            Opti-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        eps: Added to the denominator ``1 - p``, >= 0 (default ``1e-8``).
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageGain
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))  # at layer resolution
+        >>> scores = AverageGain()(model, x, np.array([0, 1]), a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [1.97, 0.49]
+    """
 
     name = "Average Gain"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "average-gain"
+    short_name = "AG"
 
     def __init__(
         self, mask_normalization: Normalization = "range", eps: float = GAIN_EPS, **kwargs: Any

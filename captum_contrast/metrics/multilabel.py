@@ -26,10 +26,10 @@ import torch
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast._layer import model_device
-from captum_contrast.metrics._base import CAMMetric, check_normalization, masked_probabilities
-from captum_contrast.metrics.masking import _relative
-from captum_contrast.normalize import Normalization
+from captum_contrast._model import model_device
+from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics._helpers import check_normalization, masked_probabilities, safe_ratio
+from captum_contrast.normalization import Normalization
 
 
 def detections(
@@ -59,7 +59,8 @@ def detections(
 
 
 class _MultiLabelMasking(CAMMetric):
-    evaluation_category = EvaluationCategory.FAITHFULNESS
+    """Y = sigmoid(f(x)) and O = sigmoid(f(M * x)) (or of (1 - M) * x), two batched forwards."""
+
     # Which masked input the score reads: M * x, or (1 - M) * x for the retention metrics.
     _complement: ClassVar[bool] = False
 
@@ -95,39 +96,85 @@ class _MultiLabelMasking(CAMMetric):
     def _own_drop(self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
         rows = np.arange(len(labels))
         own, after = original[rows, labels], masked[rows, labels]
-        return _relative(np.maximum(own - after, 0.0), own)
+        return safe_ratio(np.maximum(own - after, 0.0), own)
 
     def _others_drop(
         self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray
     ) -> np.ndarray:
         others = original > self.threshold
         others[np.arange(len(labels)), labels] = False
-        drops = _relative(np.maximum(original - masked, 0.0), original)
+        drops = safe_ratio(np.maximum(original - masked, 0.0), original)
         return (drops * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
 
 
-_ARGS_DOC = """
-    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))``, ``Obar = sigmoid(f((1 - M) * x))``, with
-    ``M`` the map range-normalised at input resolution (upsampled bilinearly when smaller)
-    and broadcast over channels; ``c`` is ``y_batch``; the other detections are
-    ``{l != c : Y_l > threshold}``. Scores are per example in percent; aggregate per class
-    with :func:`multilabel_macro_scores`, and build the reference protocol's batch (every
-    detected label of every image) with :func:`detections`.
+class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
+    r"""Increase in Confidence (IC, multi-label): how often keeping only the map raises the label.
+
+    MinMax-CAM's multi-label form (David, Pedrini and Dias, eq. 10) of Chattopadhay et
+    al.'s increase in confidence (Grad-CAM++, WACV 2018): a map that covers the evidence
+    for label ``c`` should, when it alone is kept, leave the model at least as confident
+    in ``c``.
+
+    .. math::
+
+        \mathrm{IC}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
+            \mathbb{1}_{Y_i^c < O_{ic}^c}
+
+    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
+    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
+    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
+    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
+    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
+    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
+    does, not the ground truth). MinMax-CAM's benchmark scores every detection
+    ``(image, c)``: build that batch with :func:`detections`, then average per class and
+    over classes, as its code does, with :func:`multilabel_macro_scores` (key
+    ``"IC"``, the class's ``short_name``); IC takes part in no F1 score.
+
+    Scores: one per example, 0 or 100 (percent); higher is better
+    (``ScoreDirection.HIGHER``). Equal probabilities count as no increase.
+
+    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
+    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
+        Techniques in Multi-label Problems", eq. 10; official code
+        ``lucasdavid/minmax-cam``.
 
     Args:
-        threshold: Probability above which a label counts as detected (default 0.5).
-        mask_normalization: How a map becomes a mask, see :func:`captum_contrast.normalize`.
-        **kwargs: Quantus's metric options.
+        threshold: Probability above which a label counts as detected, in [0, 1)
+            (default 0.5). Unused by IC, which reads label ``c`` only.
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
 
-    A constant map becomes an all-zero mask (``M * x`` hides everything, ``(1 - M) * x``
-    hides nothing); a non-finite map scores NaN.
-"""
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import MultiLabelIncreaseInConfidence, detections
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
+        >>> examples.tolist(), labels.tolist()
+        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
+        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
+        >>> metric = MultiLabelIncreaseInConfidence(threshold=0.48)
+        >>> scores = metric(model, x[examples], labels, a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [100.0, 0.0, 0.0, 100.0, 100.0]
+    """
 
-
-class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
-    __doc__ = "Increase in Confidence (IC, higher is better): ``100 * 1[Y_c < O_c]``.\n" + _ARGS_DOC
     name = "Increase in Confidence (multi-label)"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "ml-increase"
+    short_name = "IC"
+    multilabel = True
 
     def _score(self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
         rows = np.arange(len(labels))
@@ -135,39 +182,295 @@ class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
 
 
 class MultiLabelAverageDrop(_MultiLabelMasking):
-    __doc__ = "Average Drop (AD, lower is better): ``100 * [Y_c - O_c]_+ / Y_c``.\n" + _ARGS_DOC
+    r"""Average Drop (AD, multi-label): the share of a label's probability lost by keeping the map.
+
+    MinMax-CAM's multi-label form (David, Pedrini and Dias, eq. 11) of Chattopadhay et
+    al.'s average drop (Grad-CAM++, WACV 2018): masking the image with an accurate map for
+    label ``c`` should not lower the model's confidence in ``c``.
+
+    .. math::
+
+        \mathrm{AD}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
+            \frac{[Y_i^c - O_{ic}^c]_+}{Y_i^c}
+
+    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
+    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
+    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
+    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
+    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
+    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
+    does, not the ground truth). MinMax-CAM's benchmark scores every detection
+    ``(image, c)``: build that batch with :func:`detections`, then average per class and
+    over classes, as its code does, with :func:`multilabel_macro_scores` (key
+    ``"AD"``, the class's ``short_name``), which also gives ``F1-`` = HM(AD, ARO)
+    with :class:`AverageRetentionOfOthers`.
+
+    Scores: one per example, in percent, in [0, 100]; lower is better
+    (``ScoreDirection.LOWER``). A probability ``Y_c`` that underflows to 0 gives 0.
+
+    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
+    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
+        Techniques in Multi-label Problems", eq. 11; official code
+        ``lucasdavid/minmax-cam``.
+
+    Args:
+        threshold: Probability above which a label counts as detected, in [0, 1)
+            (default 0.5). Unused by AD, which reads label ``c`` only.
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import MultiLabelAverageDrop, detections
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
+        >>> examples.tolist(), labels.tolist()
+        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
+        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
+        >>> metric = MultiLabelAverageDrop(threshold=0.48)
+        >>> scores = metric(model, x[examples], labels, a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [0.0, 2.39, 0.41, 0.0, 0.0]
+        >>> from captum_contrast.metrics import multilabel_macro_scores
+        >>> round(multilabel_macro_scores({"AD": scores}, labels)["AD"], 2)  # per class, then mean
+        0.86
+    """
+
     name = "Average Drop (multi-label)"
     score_direction = ScoreDirection.LOWER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "ml-drop"
+    short_name = "AD"
+    multilabel = True
     _score = _MultiLabelMasking._own_drop
 
 
 class AverageDropOfOthers(_MultiLabelMasking):
-    __doc__ = (
-        "Average Drop of Others (ADO, higher is better): the mean relative drop of the other\n"
-        "    detections when only the map's region is kept.\n" + _ARGS_DOC
-    )
+    r"""Average Drop of Others (ADO): how much keeping only the map lowers the other detections.
+
+    One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 12): a map
+    focused on label ``c`` alone should, when only it is kept, remove the evidence for the
+    image's other detected labels, so their probabilities should drop. It is the mean of
+    the other detections' relative drops, 0 when ``c`` is the only detection.
+
+    .. math::
+
+        \mathrm{ADO}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
+            \frac{1}{\max(1, |N_i|)} \sum_{n \in N_i} \frac{[Y_i^n - O_{ic}^n]_+}{Y_i^n}
+
+    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
+    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
+    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
+    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
+    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
+    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
+    does, not the ground truth). MinMax-CAM's benchmark scores every detection
+    ``(image, c)``: build that batch with :func:`detections`, then average per class and
+    over classes, as its code does, with :func:`multilabel_macro_scores` (key
+    ``"ADO"``, the class's ``short_name``), which also gives ``F1+`` = HM(AR, ADO)
+    with :class:`AverageRetention`.
+
+    Scores: one per example, in percent, in [0, 100]; higher is better
+    (``ScoreDirection.HIGHER``). An example with no other detection scores 0 and still
+    counts. A probability ``Y_n`` that underflows to 0 contributes 0.
+
+    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
+    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
+        Techniques in Multi-label Problems", eq. 12; official code
+        ``lucasdavid/minmax-cam``.
+
+    Args:
+        threshold: Probability above which a label counts as detected, in [0, 1)
+            (default 0.5).
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageDropOfOthers, detections
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
+        >>> examples.tolist(), labels.tolist()
+        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
+        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
+        >>> metric = AverageDropOfOthers(threshold=0.48)
+        >>> scores = metric(model, x[examples], labels, a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [0.54, 1.75, 0.0, 0.0, 0.0]
+    """
+
     name = "Average Drop of Others"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "ml-drop-others"
+    short_name = "ADO"
+    multilabel = True
     _score = _MultiLabelMasking._others_drop
 
 
 class AverageRetention(_MultiLabelMasking):
-    __doc__ = (
-        "Average Retention (AR, higher is better): ``100 * [Y_c - Obar_c]_+ / Y_c``, the\n"
-        "    relative drop of the class when the map's region is removed.\n" + _ARGS_DOC
-    )
+    r"""Average Retention (AR): the share of the label's probability lost by removing the map.
+
+    One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 13): where AD
+    asks whether the map sits on the evidence for label ``c``, AR asks whether it covers
+    all of it, so occluding the map's region, ``(1 - M) * x``, should lower the model's
+    confidence in ``c``.
+
+    .. math::
+
+        \mathrm{AR}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
+            \frac{[Y_i^c - \bar{O}_{ic}^c]_+}{Y_i^c}
+
+    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
+    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
+    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
+    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
+    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
+    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
+    does, not the ground truth). MinMax-CAM's benchmark scores every detection
+    ``(image, c)``: build that batch with :func:`detections`, then average per class and
+    over classes, as its code does, with :func:`multilabel_macro_scores` (key
+    ``"AR"``, the class's ``short_name``), which also gives ``F1+`` = HM(AR, ADO)
+    with :class:`AverageDropOfOthers`.
+
+    Scores: one per example, in percent, in [0, 100]; higher is better
+    (``ScoreDirection.HIGHER``). A probability ``Y_c`` that underflows to 0 gives 0.
+
+    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
+    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
+        Techniques in Multi-label Problems", eq. 13; official code
+        ``lucasdavid/minmax-cam``.
+
+    Args:
+        threshold: Probability above which a label counts as detected, in [0, 1)
+            (default 0.5). Unused by AR, which reads label ``c`` only.
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageRetention, detections
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
+        >>> examples.tolist(), labels.tolist()
+        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
+        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
+        >>> metric = AverageRetention(threshold=0.48)
+        >>> scores = metric(model, x[examples], labels, a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [0.0, 0.0, 0.0, 0.0, 0.0]
+    """
+
     name = "Average Retention"
     score_direction = ScoreDirection.HIGHER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "ml-retention"
+    short_name = "AR"
+    multilabel = True
     _complement = True
     _score = _MultiLabelMasking._own_drop
 
 
 class AverageRetentionOfOthers(_MultiLabelMasking):
-    __doc__ = (
-        "Average Retention of Others (ARO, lower is better): the mean relative drop of the\n"
-        "    other detections when the map's region is removed.\n" + _ARGS_DOC
-    )
+    r"""Average Retention of Others (ARO): how much removing the map lowers the other detections.
+
+    One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 14): a map
+    focused on label ``c`` alone should leave the evidence for the image's other detected
+    labels untouched when its region is occluded, ``(1 - M) * x``, so their probabilities
+    should not drop. It is the mean of the other detections' relative drops, 0 when ``c``
+    is the only detection.
+
+    .. math::
+
+        \mathrm{ARO}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
+            \frac{1}{\max(1, |N_i|)} \sum_{n \in N_i} \frac{[Y_i^n - \bar{O}_{ic}^n]_+}{Y_i^n}
+
+    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
+    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
+    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
+    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
+    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
+    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
+    does, not the ground truth). MinMax-CAM's benchmark scores every detection
+    ``(image, c)``: build that batch with :func:`detections`, then average per class and
+    over classes, as its code does, with :func:`multilabel_macro_scores` (key
+    ``"ARO"``, the class's ``short_name``), which also gives ``F1-`` = HM(AD, ARO)
+    with :class:`MultiLabelAverageDrop`.
+
+    Scores: one per example, in percent, in [0, 100]; lower is better
+    (``ScoreDirection.LOWER``). An example with no other detection scores 0 and still
+    counts. A probability ``Y_n`` that underflows to 0 contributes 0.
+
+    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
+    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
+    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
+
+    References:
+        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
+        Techniques in Multi-label Problems", eq. 14; official code
+        ``lucasdavid/minmax-cam``.
+
+    Args:
+        threshold: Probability above which a label counts as detected, in [0, 1)
+            (default 0.5).
+        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
+            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
+        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
+            see :class:`CAMMetric`.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageRetentionOfOthers, detections
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
+        >>> examples.tolist(), labels.tolist()
+        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
+        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
+        >>> metric = AverageRetentionOfOthers(threshold=0.48)
+        >>> scores = metric(model, x[examples], labels, a_batch=maps)
+        >>> np.round(scores, 2).tolist()
+        [0.69, 0.0, 0.78, 0.0, 0.0]
+    """
+
     name = "Average Retention of Others"
     score_direction = ScoreDirection.LOWER
+    evaluation_category = EvaluationCategory.FAITHFULNESS
+    cli_name = "ml-retention-others"
+    short_name = "ARO"
+    multilabel = True
     _complement = True
     _score = _MultiLabelMasking._others_drop

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from captum_contrast._targets import _as_long_tensor, check_class_range
+from captum_contrast._targets import as_class_indices, check_class_range
+from captum_contrast._validation import describe_shape
 
 ClassesType = int | Sequence[int] | Tensor | None
 
@@ -55,16 +56,18 @@ def class_activation_maps(features: Tensor, weight: Tensor, classes: ClassesType
         torch.Size([4, 2, 7, 7])
     """
     if not isinstance(features, Tensor) or features.dim() != 4:
-        raise ValueError(f"`features` must be a (B, K, h, w) tensor, got {_shape(features)}")
+        raise ValueError(
+            f"`features` must be a (B, K, h, w) tensor, got {describe_shape(features)}"
+        )
     if not isinstance(weight, Tensor) or weight.dim() != 2 or weight.shape[1] != features.shape[1]:
         raise ValueError(
             f"`weight` must be a (C, K) tensor with K = {features.shape[1]} (the channels of "
-            f"`features`), got {_shape(weight)}"
+            f"`features`), got {describe_shape(weight)}"
         )
     if classes is None:
         return torch.einsum("ck,bkhw->bchw", weight, features)
     batch_size, num_classes = features.shape[0], weight.shape[0]
-    indices = _as_long_tensor(classes, "classes", features.device)
+    indices = as_class_indices(classes, "classes", features.device)
     if indices.dim() == 0:
         indices = indices.reshape(1, 1).expand(batch_size, 1)
     elif indices.dim() == 1:
@@ -76,7 +79,3 @@ def class_activation_maps(features: Tensor, weight: Tensor, classes: ClassesType
         )
     check_class_range(indices, num_classes, "classes")
     return torch.einsum("bnk,bkhw->bnhw", weight[indices], features)
-
-
-def _shape(value: object) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__

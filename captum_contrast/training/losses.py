@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_contrast.normalize import normalize
+from captum_contrast._validation import describe_shape
+from captum_contrast.normalization import normalize
 from captum_contrast.training.cam import class_activation_maps, head_weight
 
 DEFAULT_LAMBDAS = (1 / 3, 1 / 3, 1 / 3)
@@ -77,10 +78,10 @@ class SalienceLoss(nn.Module):
             human_maps: ``(B, H, W)`` or ``(B, 1, H, W)`` human salience, any resolution.
         """
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != 2:
-            raise ValueError(f"`logits` must be a (B, 2) tensor, got {_shape(logits)}")
+            raise ValueError(f"`logits` must be a (B, 2) tensor, got {describe_shape(logits)}")
         if not isinstance(features, Tensor) or features.dim() != 4 or len(features) != len(logits):
             raise ValueError(
-                f"`features` must be (B, K, h, w) with B = {len(logits)}, got {_shape(features)}"
+                f"`features` must be (B, K, h, w) with B = {len(logits)}, got {describe_shape(features)}"
             )
         labels = _check_labels(labels, len(logits)).to(logits.device)
         if self.use_relu_features:
@@ -114,7 +115,7 @@ class CYBORGLoss(SalienceLoss):
 
     Example:
         >>> import torch
-        >>> from captum_contrast.models import small_cnn
+        >>> from captum_contrast.data.models import small_cnn
         >>> from captum_contrast.training import CYBORGLoss
         >>> model = small_cnn(num_classes=2, width=4)
         >>> criterion = CYBORGLoss(model.classifier)
@@ -213,7 +214,7 @@ class ContrastSalienceLoss(SalienceLoss):
 
     Example:
         >>> import torch
-        >>> from captum_contrast.models import small_cnn
+        >>> from captum_contrast.data.models import small_cnn
         >>> from captum_contrast.training import ContrastSalienceLoss
         >>> model = small_cnn(num_classes=2, width=4)
         >>> criterion = ContrastSalienceLoss(model.classifier)
@@ -265,7 +266,7 @@ def _lambda_weights(lambdas: Sequence[float]) -> tuple[float, float, float]:
 
 def _check_labels(labels: Tensor, batch_size: int) -> Tensor:
     if not isinstance(labels, Tensor) or labels.dim() != 1 or len(labels) != batch_size:
-        raise ValueError(f"`labels` must be a ({batch_size},) tensor, got {_shape(labels)}")
+        raise ValueError(f"`labels` must be a ({batch_size},) tensor, got {describe_shape(labels)}")
     if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
         raise ValueError(
             f"`labels` must be in {{0, 1}} (a binary task), got values {labels.unique().tolist()[:5]}"
@@ -287,7 +288,7 @@ def _human_targets(
     ):
         raise ValueError(
             f"`human_maps` must be a real (B, H, W) or (B, 1, H, W) tensor with B = {batch_size}, "
-            f"got {_shape(human_maps)}"
+            f"got {describe_shape(human_maps)}"
         )
     human_maps = human_maps.to(device=device, dtype=dtype)
     if human_maps.shape[-2:] != size:
@@ -295,7 +296,3 @@ def _human_targets(
             human_maps, size=tuple(size), mode="bilinear", align_corners=False, antialias=True
         )
     return normalize(human_maps, "range")
-
-
-def _shape(value: object) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__

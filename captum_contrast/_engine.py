@@ -1,0 +1,294 @@
+"""The engine: one forward pass read at one layer, then the gradients of several scores.
+
+Every method in the package is Grad-CAM asking a different question. The data flows one
+way, with no call back into the method:
+
+1. :func:`forward_layer` runs the model once. A hook swaps the layer's output for a
+   detached copy that requires grad, so back-propagation stops at the layer: parameter
+   ``.grad`` is never written and the backbone below the layer is never back-propagated.
+   It returns a :class:`LayerForward` with the outputs ``(B, C)`` and activations
+   ``A`` ``(B, K, h, w)``.
+2. The method resolves its targets from ``outputs`` in plain code.
+3. :meth:`LayerForward.gradients` back-propagates ``T`` scores per example, score ``t`` of
+   example ``b`` being ``<weights[t, b], outputs[b]>``, in one batched autograd call:
+   ``(T, B, K, h, w)``. Methods that need only ``A`` (OptiCAM, MinMax's CAM form) never
+   call it and run the forward with ``keep_graph=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
+from torch import Tensor, nn
+
+from captum_contrast._model import check_layer, model_device
+
+ReshapeTransform = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class LayerForward:
+    """One forward pass of the model, read at one layer; every public tensor is detached.
+
+    :meth:`gradients` back-propagates any number of scores from this very pass in one
+    batched autograd call, so a method chooses its scores from :attr:`outputs` in plain
+    code between the forward and the backward.
+    """
+
+    outputs: Tensor
+    """Model outputs ``(B, C)``."""
+    activations: Tensor
+    """Layer activations ``(B, K, h, w)`` after ``reshape_transform``."""
+    _graph_outputs: Tensor | None = field(repr=False)
+    _leaves: list[Tensor] = field(repr=False)
+    _reshape_transform: ReshapeTransform | None = field(repr=False)
+
+    def gradients(self, weights: Tensor) -> Tensor:
+        """Gradients of ``T`` scores per example with respect to the activations.
+
+        Score ``t`` of example ``b`` is ``<weights[t, b], outputs[b]>``; the result is
+        ``(T, B, K, h, w)``, laid out like :attr:`activations`. Call it once: the graph is
+        freed afterwards.
+        """
+        if self._graph_outputs is None:
+            raise RuntimeError(
+                "this forward was run with keep_graph=False; no gradients can be taken"
+            )
+        outputs = self._graph_outputs
+        score_weights = weights.to(device=outputs.device, dtype=outputs.dtype)
+        if score_weights.dim() != 3 or score_weights.shape[1:] != outputs.shape:
+            raise ValueError(
+                f"score weights must have shape (T, {outputs.shape[0]}, {outputs.shape[1]}), "
+                f"got {tuple(score_weights.shape)}"
+            )
+        gradients = _batched_grad(outputs, self._leaves, score_weights)
+        self._graph_outputs = None  # the graph is freed by autograd; say so on a second call
+        if self._reshape_transform is None:
+            return gradients
+        num_scores = gradients.shape[0]
+        flat = self._reshape_transform(gradients.flatten(0, 1))
+        return flat.reshape(num_scores, -1, *flat.shape[1:])
+
+
+def format_inputs(
+    inputs: Tensor | tuple[Tensor, ...], device: torch.device | None
+) -> tuple[Tensor, ...]:
+    """Captum's input forms as a tuple, checked for NaN and moved to the model's device."""
+    formatted = _format_tensor_into_tuples(inputs)
+    if formatted is None or len(formatted) == 0:
+        raise ValueError("`inputs` must be a tensor or a non-empty tuple of tensors")
+    checked = []
+    for index, tensor in enumerate(formatted):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"`inputs[{index}]` must be a tensor, got {type(tensor).__name__}")
+        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise ValueError(f"`inputs[{index}]` contains NaN values")
+        checked.append(tensor.to(device) if device is not None else tensor)
+    return tuple(checked)
+
+
+def _as_single_tensor(value: Any, where: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], Tensor):
+        return value[0]
+    raise ValueError(
+        f"the layer's {where} must be a single tensor to be explained, got "
+        f"{type(value).__name__}{f' of length {len(value)}' if isinstance(value, tuple) else ''}"
+    )
+
+
+class _Capture:
+    """Forward (or pre-forward) hook that swaps the layer's tensor for a grad-requiring leaf."""
+
+    def __init__(self, to_layer_input: bool) -> None:
+        self.to_layer_input = to_layer_input
+        self.leaves: dict[torch.device, Tensor] = {}
+        self.calls = 0
+
+    def _leaf(self, value: Any, where: str) -> Tensor:
+        tensor = _as_single_tensor(value, where)
+        leaf = tensor.detach().requires_grad_(True)
+        self.calls += 1
+        self.leaves[leaf.device] = leaf
+        # The clone keeps the leaf intact when the model applies an in-place op after the layer.
+        return leaf.clone()
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(args) != 1:
+            raise ValueError(
+                f"`attribute_to_layer_input=True` needs a layer called with one tensor, "
+                f"this one received {len(args)} positional inputs"
+            )
+        return (self._leaf(args[0], "input"),)
+
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor:
+        return self._leaf(output, "output")
+
+
+def _check_activations(activations: Tensor, reshape_transform: ReshapeTransform | None) -> None:
+    if activations.dim() != 4:
+        hint = (
+            "reshape_transform returned"
+            if reshape_transform is not None
+            else "the layer produced (pass `reshape_transform` to turn e.g. transformer tokens "
+            "(B, 1 + h*w, D) into (B, D, h, w))"
+        )
+        raise ValueError(
+            f"expected 4-D layer activations (B, K, h, w), but {hint} shape {tuple(activations.shape)}"
+        )
+
+
+def forward_layer(
+    forward_func: Callable[..., Any],
+    layer: nn.Module,
+    inputs: Tensor | tuple[Tensor, ...],
+    additional_forward_args: Any = None,
+    attribute_to_layer_input: bool = False,
+    device_ids: list[int] | None = None,
+    reshape_transform: ReshapeTransform | None = None,
+    *,
+    keep_graph: bool = True,
+) -> LayerForward:
+    """Run the model once and read ``layer``; gradients are taken later, on request.
+
+    Args:
+        forward_func: The model, or any function of ``inputs`` returning ``(B, C)`` outputs.
+        layer: The module whose output (or input) is explained.
+        inputs: A tensor or a tuple of tensors, as in Captum.
+        additional_forward_args: Extra arguments appended to ``inputs`` when calling the model.
+        attribute_to_layer_input: Read the layer's input instead of its output.
+        device_ids: Device order used to gather the per-device activations when
+            ``forward_func`` is a ``DataParallel`` model, as in Captum.
+        reshape_transform: Maps the layer tensor to ``(B, K, h, w)`` (e.g. ViT tokens to a
+            grid). It must only select and rearrange elements (slicing, reshape, permute):
+            the same transform is applied to the gradients.
+        keep_graph: Record the graph from the layer to the outputs, so that
+            :meth:`LayerForward.gradients` can be called. ``False`` runs the forward under
+            ``torch.no_grad`` for methods that need only the activations and outputs.
+
+    Returns:
+        A :class:`LayerForward` holding the detached outputs and activations.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.models import resnet18
+        >>> from captum_contrast._engine import forward_layer
+        >>> model = resnet18(weights=None, num_classes=5).eval()
+        >>> forward = forward_layer(model, model.layer4, torch.rand(3, 3, 64, 64))
+        >>> top_two = forward.outputs.topk(2, dim=1).indices.T        # (2, B), from this forward
+        >>> weights = torch.nn.functional.one_hot(top_two, 5).float()  # (T=2, B, C)
+        >>> forward.activations.shape, forward.gradients(weights).shape
+        (torch.Size([3, 512, 2, 2]), torch.Size([2, 3, 512, 2, 2]))
+    """
+    check_layer(forward_func, layer)
+    device = model_device(forward_func)
+    input_tuple = format_inputs(inputs, device)
+    extra_args = _format_additional_forward_args(additional_forward_args) or ()
+
+    capture = _Capture(attribute_to_layer_input)
+    if attribute_to_layer_input:
+        handle = layer.register_forward_pre_hook(capture.pre_hook)
+    else:
+        handle = layer.register_forward_hook(capture.hook)
+    try:
+        with torch.set_grad_enabled(keep_graph):
+            outputs = forward_func(*input_tuple, *extra_args)
+    finally:
+        handle.remove()
+
+    leaves = _gather_leaves(capture, device_ids, layer)
+    if not isinstance(outputs, Tensor) or outputs.dim() != 2:
+        shape = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
+        raise ValueError(f"the model must return (batch, classes) outputs, got {shape}")
+    activations = torch.cat([leaf.detach() for leaf in leaves], dim=0)
+    if reshape_transform is not None:
+        activations = reshape_transform(activations)
+    _check_activations(activations, reshape_transform)
+    return LayerForward(
+        outputs=outputs.detach(),
+        activations=activations,
+        _graph_outputs=outputs if keep_graph else None,
+        _leaves=leaves,
+        _reshape_transform=reshape_transform,
+    )
+
+
+def _gather_leaves(
+    capture: _Capture, device_ids: list[int] | None, layer: nn.Module
+) -> list[Tensor]:
+    if capture.calls == 0:
+        raise ValueError(
+            f"`layer` ({type(layer).__name__}) was not called during the forward pass; "
+            "choose a module the model actually runs"
+        )
+    if len(capture.leaves) == 1:
+        if capture.calls > 1:
+            raise ValueError(
+                f"`layer` ({type(layer).__name__}) was called {capture.calls} times in one "
+                "forward pass (a shared module such as a reused ReLU); choose a module that "
+                "runs once, e.g. the enclosing block"
+            )
+        return list(capture.leaves.values())
+    # DataParallel: one replica per device, gathered in the order the outputs are.
+    order = device_ids if device_ids is not None else sorted(d.index or 0 for d in capture.leaves)
+    by_index = {device.index: leaf for device, leaf in capture.leaves.items()}
+    return [by_index[index] for index in order if index in by_index]
+
+
+def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) -> Tensor:
+    """Gradients of the T weighted scores w.r.t. the leaves, ``(T, B, K, ...)``."""
+    if not outputs.requires_grad:
+        raise ValueError(
+            "the model output does not depend on `layer`; is the layer on the path to the output?"
+        )
+    num_scores = score_weights.shape[0]
+    if num_scores == 1:
+        grads = torch.autograd.grad(
+            outputs, leaves, grad_outputs=score_weights[0], allow_unused=True
+        )
+        grads = tuple(g.unsqueeze(0) if g is not None else None for g in grads)
+    else:
+        try:
+            grads = torch.autograd.grad(
+                outputs,
+                leaves,
+                grad_outputs=score_weights,
+                is_grads_batched=True,
+                allow_unused=True,
+            )
+        except RuntimeError:
+            # Some backward kernels have no vmap rule; fall back to one backward per score.
+            per_score = [
+                torch.autograd.grad(
+                    outputs,
+                    leaves,
+                    grad_outputs=score_weights[t],
+                    retain_graph=t < num_scores - 1,
+                    allow_unused=True,
+                )
+                for t in range(num_scores)
+            ]
+            grads = tuple(
+                torch.stack([g[i] for g in per_score]) if per_score[0][i] is not None else None
+                for i in range(len(leaves))
+            )
+    if any(g is None for g in grads):
+        raise ValueError(
+            "the model output does not depend on `layer`; is the layer on the path to the output?"
+        )
+    return torch.cat([g.detach() for g in grads], dim=1)
+
+
+def spatial_mean(gradients: Tensor) -> Tensor:
+    """Grad-CAM channel weights: the mean over the spatial dims of ``(..., K, h, w)``."""
+    return gradients.mean(dim=(-2, -1))
+
+
+def weighted_activations(channel_weights: Tensor, activations: Tensor) -> Tensor:
+    """``sum_k weights[b, k] * A[b, k]`` as a ``(B, 1, h, w)`` map."""
+    return torch.einsum("bk,bkhw->bhw", channel_weights, activations).unsqueeze(1)

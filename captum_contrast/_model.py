@@ -1,0 +1,67 @@
+"""What the package asks of a user's model: its device, and its layers by object or by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def model_device(forward_func: Callable[..., Any]) -> torch.device | None:
+    """The device of the model's first parameter or buffer, or ``None`` for a plain function.
+
+    A bound method (``model.forward``) is read through its module, so passing either form
+    puts the inputs on the same device.
+    """
+    owner = (
+        forward_func
+        if isinstance(forward_func, nn.Module)
+        else getattr(forward_func, "__self__", None)
+    )
+    if isinstance(owner, nn.Module):
+        for tensor in owner.parameters():
+            return tensor.device
+        for tensor in owner.buffers():
+            return tensor.device
+    return None
+
+
+def check_layer(forward_func: Callable[..., Any], layer: Any) -> None:
+    """Raise if ``layer`` is not a module of ``forward_func`` (when that can be checked)."""
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"`layer` must be a torch.nn.Module, got {type(layer).__name__}")
+    if isinstance(forward_func, nn.Module) and not any(
+        module is layer for module in forward_func.modules()
+    ):
+        raise ValueError(
+            f"`layer` ({type(layer).__name__}) is not a submodule of the model "
+            f"({type(forward_func).__name__}); pass a module reached from the model itself, "
+            "e.g. model.layer4"
+        )
+
+
+def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Module:
+    """The submodule called ``name`` (dotted, e.g. ``"layer4"`` or ``"features.28"``).
+
+    Raises a ``ValueError`` naming ``argument`` with the closest module names, or the
+    model's top-level modules when nothing is close.
+
+    Example:
+        >>> from torchvision.models import resnet18
+        >>> from captum_contrast._model import resolve_layer
+        >>> type(resolve_layer(resnet18(weights=None), "layer4.1.conv2")).__name__
+        'Conv2d'
+    """
+    names = [module_name for module_name, _ in model.named_modules() if module_name]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        top = [child for child, _ in model.named_children()]
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else f"top-level modules: {', '.join(top)}"
+        )
+        label = f"{argument} {name!r}" if argument.startswith("--") else f"`{argument}`={name!r}"
+        raise ValueError(f"{label} is not a module of {type(model).__name__}; {hint}")
+    return model.get_submodule(name)

@@ -1,0 +1,269 @@
+"""The ``captum-contrast`` command line: ``demo``, ``explain`` and ``evaluate``.
+
+This module parses arguments and runs the commands; models and images come from
+:mod:`captum_contrast.app.loading`, the names of methods and metrics from
+:mod:`captum_contrast.app.registry`, the process group from
+:mod:`captum_contrast.app.distributed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from captum_contrast import __version__
+from captum_contrast._targets import runner_up
+from captum_contrast.app.distributed import Session, session
+from captum_contrast.app.loading import (
+    SMALL_CNN,
+    CommandError,
+    build_model,
+    image_transform,
+    input_channels,
+    load_image,
+    resolve_layer,
+)
+from captum_contrast.app.registry import (
+    METHODS,
+    METRICS,
+    MULTI_LABEL_METRICS,
+    SINGLE_LABEL_METRICS,
+    explain,
+)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--arch", required=required, help="torchvision architecture (e.g. resnet50) or small-cnn"
+    )
+    parser.add_argument("--weights", required=required, help="local state dict (.pth)")
+    parser.add_argument(
+        "--layer", required=required, help="dotted name of the explained module, e.g. layer4"
+    )
+    parser.add_argument("--num-classes", type=int, help="outputs of the model (default: inferred)")
+    parser.add_argument(
+        "--resize", type=int, help="resize the shorter side (default 256; 32 for small-cnn)"
+    )
+    parser.add_argument("--crop", type=int, help="center crop (default 224; 32 for small-cnn)")
+    parser.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="feed [0, 1] pixels without the ImageNet mean/std step",
+    )
+    parser.add_argument("--opti-iters", type=int, default=100, help="OptiCAM Adam steps (100)")
+    parser.add_argument("--out", help="output directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="captum-contrast",
+        description="Contrastive CAM explanations for Captum, evaluated with Quantus.",
+    )
+    parser.add_argument("--version", action="version", version=f"captum-contrast {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    demo = commands.add_parser("demo", help="train a small CNN offline, explain and evaluate it")
+    demo.add_argument("--out", default="./captum_contrast_demo", help="output directory")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds-long smoke run: tiny model, 16 canvases, 10 OptiCAM steps",
+    )
+
+    explain = commands.add_parser("explain", help="overlay PNGs for your model and images")
+    _add_model_arguments(explain, required=True)
+    explain.add_argument(
+        "--method",
+        action="append",
+        choices=sorted(METHODS),
+        help="repeatable (default: contrast-grad-cam)",
+    )
+    explain.add_argument("--target", type=int, help="class to explain (default: predicted)")
+    explain.add_argument("images", nargs="+", help="image files")
+
+    evaluate = commands.add_parser("evaluate", help="score methods with metrics over a dataset")
+    evaluate.add_argument(
+        "--data",
+        default="canvases",
+        help="an ImageFolder directory, or 'canvases' (offline digit canvases)",
+    )
+    _add_model_arguments(evaluate, required=False)
+    evaluate.add_argument("--method", action="append", choices=sorted(METHODS), help="repeatable")
+    evaluate.add_argument("--metric", action="append", choices=sorted(METRICS), help="repeatable")
+    evaluate.add_argument(
+        "--targets",
+        choices=("label", "predicted", "detections"),
+        help="classes explained (default: detections for canvases, else predicted)",
+    )
+    evaluate.add_argument(
+        "--canvases", type=int, default=64, help="number of canvases with --data canvases (64)"
+    )
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "demo":
+            from captum_contrast.app.demo import run_demo
+            from captum_contrast.data.trained import QUICK_CONFIG
+
+            if args.quick:
+                return run_demo(args.out, QUICK_CONFIG, eval_canvases=16, opti_iters=10)
+            return run_demo(args.out)
+        if args.command == "explain":
+            return run_explain(args)
+        return run_evaluate(args)
+    except (CommandError, ValueError) as error:  # ValueError: the library rejected an input
+        print(f"captum-contrast {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _model_and_transform(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable]:
+    model, network = build_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
+    layer = resolve_layer(network, args.layer)
+    small = args.arch == SMALL_CNN
+    transform = image_transform(
+        args.resize or (32 if small else 256),
+        args.crop or (32 if small else 224),
+        input_channels(network),
+    )
+    return model, layer, transform
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """One overlay PNG per image and method in ``--out``."""
+    from captum_contrast.viz import save_overlay
+
+    model, layer, transform = _model_and_transform(args)
+    methods = args.method or ["contrast-grad-cam"]
+    pictures = [(Path(path), transform(load_image(path))) for path in args.images]
+    out = Path(args.out or "./captum_contrast_explain")
+    images = torch.stack([picture for _, picture in pictures])
+    with torch.no_grad():
+        logits = model(images)
+    probabilities = torch.softmax(logits, dim=1)
+    if args.target is not None and not 0 <= args.target < probabilities.shape[1]:
+        raise CommandError(
+            f"--target {args.target} is not a class of a model with "
+            f"{probabilities.shape[1]} outputs"
+        )
+    targets = (
+        torch.full((len(images),), args.target)
+        if args.target is not None
+        else probabilities.argmax(dim=1)
+    )
+    contrasts = runner_up(logits, targets) if logits.shape[1] > 2 else 1 - targets
+    stems: set[str] = set()
+    for name in methods:
+        kwargs = {"n_iter": args.opti_iters, "show_progress": True} if name == "opti-cam" else {}
+        maps = explain(name, model, layer, images, targets, **kwargs)
+        for row, (path, picture) in enumerate(pictures):
+            stem = _unique(path.stem, name, stems)
+            target = int(targets[row])
+            title = f"{METHODS[name].title}\nclass {target} (p={probabilities[row, target]:.2f})"
+            sign = "positive"
+            if name == "difference-salience":  # signed: red for the target, blue for the contrast
+                title += f" vs {int(contrasts[row])}"
+                sign = "all"
+            written = save_overlay(picture, maps[row], out / f"{stem}_{name}.png", title, sign=sign)
+            print(written)
+    return 0
+
+
+def _unique(stem: str, method: str, seen: set[str]) -> str:
+    candidate, number = stem, 1
+    while f"{candidate}_{method}" in seen:
+        number += 1
+        candidate = f"{stem}-{number}"
+    seen.add(f"{candidate}_{method}")
+    return candidate
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Tables of per-method scores in ``--out``; shards over ranks under ``torchrun``."""
+    from captum_contrast.app.evaluation import run_evaluation
+
+    canvases = args.data == "canvases"
+    if not canvases and not Path(args.data).is_dir():
+        raise CommandError(f"--data {args.data!r} is neither 'canvases' nor a directory")
+    if not canvases and not (args.arch and args.weights and args.layer):
+        raise CommandError("--arch, --weights and --layer are required with an ImageFolder --data")
+    metrics = args.metric or list(
+        MULTI_LABEL_METRICS + ("mass-on-object",) if canvases else SINGLE_LABEL_METRICS
+    )
+    methods = args.method or (CANVAS_METHODS if canvases else IMAGE_FOLDER_METHODS)
+    with session() as run:
+        if canvases and not args.arch:
+            model, layer, transform = _demo_model_on_rank(run)
+        else:
+            model, layer, transform = _model_and_transform(args)
+        paths = run_evaluation(
+            model,
+            layer,
+            _dataset(args, transform),
+            methods,
+            metrics,
+            args.out or "./captum_contrast_evaluation",
+            targets=args.targets or ("detections" if canvases else "predicted"),
+            batch_size=args.batch_size,
+            method_kwargs={"opti-cam": {"n_iter": args.opti_iters}},
+            progress=not args.no_progress,
+            session=run,
+        )
+    for path in paths:
+        print(path)
+    if paths:
+        print(paths[0].read_text(encoding="utf-8"))
+    return 0
+
+
+CANVAS_METHODS = [
+    "grad-cam",
+    "contrast-grad-cam",
+    "minmax-cam",
+    "opti-cam",
+    "difference-salience",
+    "fake-cam",
+]
+IMAGE_FOLDER_METHODS = ["grad-cam", "contrast-grad-cam", "opti-cam", "fake-cam"]
+
+
+def _demo_model_on_rank(run: Session) -> tuple[nn.Module, nn.Module, Callable]:
+    """The cached demo model; rank 0 trains it if needed while the others wait."""
+    from captum_contrast.data.trained import trained_model
+
+    if run.is_main:
+        model, _, _ = trained_model()
+    run.barrier()
+    if not run.is_main:
+        model, _, _ = trained_model(progress=False)
+    return model, model.features, image_transform(32, 32, 1)
+
+
+def _dataset(args: argparse.Namespace, transform: Callable) -> Any:
+    if args.data == "canvases":
+        from captum_contrast.data.canvases import MultiDigitCanvases
+
+        return MultiDigitCanvases(n=args.canvases, split="test", size=32, seed=1)
+    from torchvision.datasets import ImageFolder
+
+    try:
+        return ImageFolder(args.data, transform=transform, loader=load_image)
+    except (FileNotFoundError, OSError) as error:
+        raise CommandError(f"--data {args.data}: {error}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

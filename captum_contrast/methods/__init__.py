@@ -1,0 +1,32 @@
+"""The attribution methods, one file each, and their building blocks.
+
+Each method file holds its class and the paper's math as small named functions
+(``project_out``, ``minmax_score_weights``, ``objective_loss``, ``difference_score_weights``).
+"""
+
+from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods.analysis import active_channels
+from captum_contrast.methods.contrast_grad_cam import ContrastGradCAM, project_out
+from captum_contrast.methods.contrast_sets import ContrastSet, confusion_matrix
+from captum_contrast.methods.difference_salience import (
+    DifferenceSalience,
+    difference_score_weights,
+)
+from captum_contrast.methods.minmax_cam import MinMaxCAM, minmax_score_weights, minmax_weights
+from captum_contrast.methods.opti_cam import OptiCAM, objective_loss
+
+__all__ = [
+    "ContrastGradCAM",
+    "ContrastSet",
+    "DifferenceSalience",
+    "LayerContrastAttribution",
+    "MinMaxCAM",
+    "OptiCAM",
+    "active_channels",
+    "confusion_matrix",
+    "difference_score_weights",
+    "minmax_score_weights",
+    "minmax_weights",
+    "objective_loss",
+    "project_out",
+]

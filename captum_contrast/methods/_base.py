@@ -1,0 +1,90 @@
+"""The base of every method: a Captum layer attribution that computes through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn.functional as F
+from captum.attr import GradientAttribution, LayerAttribution
+from torch import Tensor, nn
+
+from captum_contrast._engine import (
+    LayerForward,
+    ReshapeTransform,
+    forward_layer,
+    weighted_activations,
+)
+from captum_contrast._model import check_layer
+
+
+class LayerContrastAttribution(LayerAttribution, GradientAttribution):
+    """Base of the package's CAM methods; a sibling of Captum's ``LayerGradCam``.
+
+    Every subclass has the constructor ``(forward_func, layer, device_ids=None, *,
+    reshape_transform=None)`` and the method
+    ``attribute(inputs, target=None, additional_forward_args=None,
+    attribute_to_layer_input=False, *, <method-specific keywords>)``: Captum's shared
+    arguments come first and in Captum's order, so a positional call means what it means
+    for ``LayerGradCam``; everything specific to a method is keyword-only. Maps are
+    ``(B, 1, h, w)`` at layer resolution and raw scale, as ``LayerGradCam`` returns them.
+
+    ``relu_attributions`` defaults follow each paper, and so differ by method:
+    ``True`` for :class:`ContrastGradCAM` and :class:`MinMaxCAM`, whose papers ReLU the map
+    as Grad-CAM does; ``False`` for :class:`DifferenceSalience`, whose map is signed (the
+    true class against the other); OptiCAM has none, since its map is a convex combination
+    of the activations. Captum's ``LayerGradCam`` defaults to ``False``.
+
+    Args:
+        forward_func: The model, or any function returning ``(batch, classes)`` outputs.
+        layer: The module whose output (or input) is explained; its activations must be
+            ``(B, K, h, w)``, or become so through ``reshape_transform``.
+        device_ids: Device IDs, needed only if ``forward_func`` applies a ``DataParallel``
+            model, as in Captum.
+        reshape_transform: Turns the layer's tensor into ``(B, K, h, w)``, e.g. a vision
+            transformer's tokens ``(B, 1 + h*w, D)`` into a grid (see
+            :func:`captum_contrast.vit_reshape_transform`). It must only select and
+            rearrange elements, because it is applied to the gradients as well.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
+        *,
+        reshape_transform: ReshapeTransform | None = None,
+    ) -> None:
+        check_layer(forward_func, layer)
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+        GradientAttribution.__init__(self, forward_func)
+        self.reshape_transform = reshape_transform
+
+    def _forward(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        additional_forward_args: Any,
+        attribute_to_layer_input: bool,
+        keep_graph: bool = True,
+    ) -> LayerForward:
+        """One forward of the model, read at this method's layer (see :mod:`._engine`)."""
+        return forward_layer(
+            self.forward_func,
+            self.layer,
+            inputs,
+            additional_forward_args=additional_forward_args,
+            attribute_to_layer_input=attribute_to_layer_input,
+            device_ids=self.device_ids,
+            reshape_transform=self.reshape_transform,
+            keep_graph=keep_graph,
+        )
+
+    @staticmethod
+    def _weighted_map(
+        channel_weights: Tensor, activations: Tensor, relu_attributions: bool, return_weights: bool
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """``sum_k w_k A_k`` (ReLU'd on request), with the weights when asked for."""
+        attributions = weighted_activations(channel_weights, activations)
+        if relu_attributions:
+            attributions = F.relu(attributions)
+        return (attributions, channel_weights) if return_weights else attributions

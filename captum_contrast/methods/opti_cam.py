@@ -1,0 +1,271 @@
+"""OptiCAM: channel weights found by optimising the masked input's logit (Zhang et al.)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from captum._utils.common import _expand_additional_forward_args, _format_additional_forward_args
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from captum_contrast._engine import format_inputs, weighted_activations
+from captum_contrast._model import model_device
+from captum_contrast._targets import TargetType, resolve_target
+from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
+
+Objective = Literal["mask", "diff", "iomask", "iodiff"]
+EarlyStop = Literal["paper", "official"] | None
+OBJECTIVES: tuple[str, ...] = ("mask", "diff", "iomask", "iodiff")
+EARLY_STOPS: tuple[str | None, ...] = ("paper", "official", None)
+PAPER_TOLERANCE = 1e-10
+INITIAL_U = 0.5
+
+
+def objective_loss(
+    objective: Objective, original: Tensor, masked: Tensor, complement: Tensor | None = None
+) -> Tensor:
+    """Per-example loss to *minimise*, from target logits ``(B,)``.
+
+    ``original`` is ``y_c(x)``, ``masked`` is ``y_c(x * s)`` and ``complement`` is
+    ``y_c(x * (1 - s))`` (needed by the io-objectives only). "mask" keeps the reference
+    code's constant offset ``y_c(x)``, which changes no gradient and no early-stop decision.
+    """
+    if objective == "mask":  # eq. 10: maximise y_c(x * s)
+        return original - masked
+    if objective == "diff":  # eq. 19
+        return (original - masked).abs()
+    if complement is None:
+        raise ValueError(f"objective {objective!r} needs the complement's scores")
+    if objective == "iomask":  # eq. A1, negated
+        return complement - masked
+    if objective == "iodiff":  # eq. A2, negated
+        return (original - masked).abs() - (original - complement).abs()
+    raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}")
+
+
+def saliency(u: Tensor, activations: Tensor) -> Tensor:
+    """``S(u) = sum_k softmax(u)_k A^k`` as ``(B, 1, h, w)``."""
+    return weighted_activations(torch.softmax(u, dim=1), activations)
+
+
+@dataclass(frozen=True)
+class OptiCAMLoss:
+    """The function of ``u (B, K)`` that OptiCAM minimises: one model forward per call."""
+
+    forward_func: Callable[..., Any]
+    images: Tensor
+    activations: Tensor
+    targets: Tensor
+    original_scores: Tensor
+    objective: Objective = "mask"
+    normalization: Normalization = "range"
+    preprocess: Callable[[Tensor], Tensor] | None = None
+    additional_forward_args: tuple[Any, ...] | None = None
+
+    def mask(self, u: Tensor) -> Tensor:
+        """``s = n(up(S(u)))`` at input resolution, ``(B, 1, H, W)``."""
+        upsampled = F.interpolate(
+            saliency(u, self.activations),
+            size=self.images.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
+        return normalize(upsampled, self.normalization)
+
+    def __call__(self, u: Tensor) -> Tensor:
+        """Per-example losses ``(B,)``; their sum is what Adam minimises."""
+        mask = self.mask(u)
+        copies = 1 if self.objective in ("mask", "diff") else 2
+        batch = self.images * mask
+        extra_args = self.additional_forward_args
+        if copies == 2:
+            # Masked and complement in one forward; batch-first extra tensors are repeated.
+            batch = torch.cat([batch, self.images * (1 - mask)])
+            extra_args = _expand_additional_forward_args(extra_args, 2)
+        if self.preprocess is not None:
+            batch = self.preprocess(batch)
+        outputs = self.forward_func(batch, *(extra_args or ()))
+        scores = outputs.gather(1, self.targets.repeat(copies).unsqueeze(1)).squeeze(1)
+        return objective_loss(self.objective, self.original_scores, *scores.chunk(copies))
+
+
+def optimise_u(
+    loss_fn: Callable[[Tensor], Tensor],
+    u: Tensor,
+    n_iter: int,
+    lr: float,
+    early_stop: EarlyStop = "paper",
+    show_progress: bool = False,
+) -> Tensor:
+    """Adam on ``u (B, K)``; returns the ``u`` whose map OptiCAM reports.
+
+    "paper" freezes each example's ``u`` once its own loss changes by less than 1e-10, so
+    examples stay independent of their batch; the loop ends when all are frozen. "official"
+    is the reference code's batch-level test: every ``max(n_iter // 10, 1)`` steps from step
+    0, stop if the batch-summed loss rose since the last check, keeping the current ``u``.
+    """
+    u = u.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([u], lr=lr)
+    active = torch.ones(u.shape[0], dtype=torch.bool, device=u.device)
+    previous: Tensor | None = None
+    last_checked, interval = 1e10, max(n_iter // 10, 1)  # the reference's starting value
+    progress = tqdm(total=n_iter, desc="OptiCAM", disable=not show_progress)
+    try:
+        for step in range(n_iter):
+            losses = loss_fn(u)
+            current = losses.detach()
+            if early_stop == "official" and step % interval == 0:
+                if float(current.sum()) > last_checked:
+                    break
+                last_checked = float(current.sum())
+            if early_stop == "paper" and previous is not None:
+                active &= (current - previous).abs() >= PAPER_TOLERANCE
+                if not bool(active.any()):
+                    break
+            previous = current
+            # autograd.grad, not backward(): nothing but u can receive a gradient.
+            (u.grad,) = torch.autograd.grad(losses.sum(), u)
+            frozen_values = u.detach()[~active]
+            optimizer.step()
+            with torch.no_grad():
+                u[~active] = frozen_values
+            progress.update(1)
+    finally:
+        progress.close()
+    return u.detach()
+
+
+class OptiCAM(LayerContrastAttribution):
+    r"""Opti-CAM (Zhang et al.): the convex combination of feature maps whose mask best
+    preserves the target logit.
+
+    With :math:`S(u) = \sum_k \mathrm{softmax}(u)_k A^k` and the mask
+    :math:`s = n(\mathrm{up}(S(u)))`, Adam searches per example for :math:`u^*` maximising
+    :math:`y_c(x \odot s)` (objective "mask", eq. 10) or a variant ("diff" eq. 19, "iomask"
+    A1, "iodiff" A2). ``A`` and the original logits come from one forward; each iteration is
+    one forward of the masked batch and one backward to ``u`` alone (autograd skips every
+    parameter gradient, and the model's ``requires_grad`` flags are never touched). ``A`` is the layer's output as is (no extra ReLU): ResNet's
+    ``layer4`` is already post-ReLU, and on ViT LayerNorm outputs negative values are fine.
+
+    Args:
+        forward_func: The model (in eval mode), returning ``(batch, classes)`` logits.
+        layer: The module whose feature maps are combined, e.g. ``model.layer4``.
+        device_ids: As in Captum, only for ``DataParallel`` forward functions.
+        reshape_transform: Keyword-only; maps the layer tensor to ``(B, K, h, w)``, e.g.
+            :func:`captum_contrast.vit_reshape_transform` at a ViT block's LayerNorm.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.models import resnet18
+        >>> from captum.attr import LayerAttribution
+        >>> from captum_contrast import OptiCAM, normalize
+        >>> model = resnet18(weights=None).eval()
+        >>> cam = OptiCAM(model, model.layer4)
+        >>> images = torch.rand(2, 3, 64, 64)
+        >>> attr, weights = cam.attribute(images, target=[3, 7], n_iter=5, return_weights=True)
+        >>> attr.shape, weights.shape
+        (torch.Size([2, 1, 2, 2]), torch.Size([2, 512]))
+        >>> mask = normalize(LayerAttribution.interpolate(attr, (64, 64), "bilinear"), "range")
+        >>> mask.shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def attribute(
+        self,
+        inputs: Tensor | tuple[Tensor],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        *,
+        objective: Objective = "mask",
+        normalization: Normalization = "range",
+        n_iter: int = 100,
+        lr: float = 0.1,
+        early_stop: EarlyStop = "paper",
+        preprocess: Callable[[Tensor], Tensor] | None = None,
+        show_progress: bool = False,
+        return_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        r"""Optimise the channel weights and return the saliency map.
+
+        Args:
+            inputs: One image batch ``(B, C, H, W)`` (or a 1-tuple holding it); the mask
+                multiplies it as given, so pass images in the space where 0 means "removed".
+            target: One class per example (int, list or ``(B,)`` tensor); ``None`` explains
+                the predicted class. The paper explains the ground-truth class.
+            additional_forward_args: Extra arguments for ``forward_func``, after ``inputs``;
+                for "iomask"/"iodiff" batch-first tensors are repeated like the inputs.
+            attribute_to_layer_input: Combine the layer's input rather than its output.
+            objective: "mask" (eq. 10, default), "diff" (eq. 19), "iomask" (A1), "iodiff" (A2).
+            normalization: ``n`` applied per example after upsampling: "range", "max",
+                "sigmoid".
+            n_iter: Maximum number of Adam steps (paper: 100; reference script: 50).
+            lr: Adam learning rate.
+            early_stop: "paper": an example stops once its loss changes by less than 1e-10;
+                "official": the reference code's batch-level check (see :func:`optimise_u`),
+                which makes results depend on the batch; ``None``: all ``n_iter`` steps.
+            preprocess: Applied to every masked batch before the model (and to ``inputs``
+                for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images.
+            show_progress: Show a tqdm bar over the iterations.
+            return_weights: Also return ``softmax(u*)`` ``(B, K)``.
+
+        Returns:
+            ``S(u*)`` ``(B, 1, h, w)`` at layer resolution, unnormalised; the optimised mask
+            is ``normalize(LayerAttribution.interpolate(attr, (H, W), "bilinear"), n)``.
+            With ``return_weights``, a tuple ``(map, weights)``.
+        """
+        _check_arguments(objective, normalization, n_iter, lr, early_stop, preprocess)
+        formatted = format_inputs(inputs, model_device(self.forward_func))
+        if len(formatted) != 1 or formatted[0].dim() != 4:
+            shapes = [tuple(t.shape) for t in formatted]
+            raise ValueError(f"`inputs` must be one image batch (B, C, H, W), got shapes {shapes}")
+        images = formatted[0].detach()
+        extra_args = _format_additional_forward_args(additional_forward_args)
+        first = images if preprocess is None else preprocess(images)
+        # A and y_c(x) need no gradient; the loop's gradients are taken w.r.t. u alone, so
+        # autograd never computes a parameter gradient and the model's flags stay as they are.
+        forward = self._forward(first, extra_args, attribute_to_layer_input, keep_graph=False)
+        targets = resolve_target(target, forward.outputs)
+        original_scores = forward.outputs.gather(1, targets.unsqueeze(1)).squeeze(1)
+        activations = forward.activations.to(original_scores.device)
+        loss_fn = OptiCAMLoss(
+            self.forward_func,
+            images,
+            activations,
+            targets,
+            original_scores,
+            objective,
+            normalization,
+            preprocess,
+            extra_args,
+        )
+        u_start = torch.full(
+            activations.shape[:2], INITIAL_U, dtype=activations.dtype, device=activations.device
+        )
+        with torch.enable_grad():
+            u_star = optimise_u(loss_fn, u_start, n_iter, lr, early_stop, show_progress)
+        attributions = saliency(u_star, activations)
+        return (attributions, torch.softmax(u_star, dim=1)) if return_weights else attributions
+
+
+def _check_arguments(
+    objective: Any, normalization: Any, n_iter: Any, lr: Any, early_stop: Any, preprocess: Any
+) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"`normalization` must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"`n_iter` must be a non-negative int, got {n_iter!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"`lr` must be a positive finite number, got {lr!r}")
+    if early_stop not in EARLY_STOPS:
+        raise ValueError(f"`early_stop` must be one of {EARLY_STOPS}, got {early_stop!r}")
+    if preprocess is not None and not callable(preprocess):
+        raise TypeError(f"`preprocess` must be callable or None, got {type(preprocess).__name__}")

@@ -1,0 +1,159 @@
+"""What the metrics compute alike: maps at input resolution, masks, probabilities, ranks, checks.
+
+Every function works on a whole batch at once (one batched forward per input variant, no
+loop over examples). The metric classes in the sibling modules import them from here;
+:class:`captum_contrast.metrics._base.CAMMetric` holds only the Quantus side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from quantus.helpers.model.model_interface import ModelInterface
+from scipy.special import expit, softmax
+from torch import Tensor
+
+from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
+
+Activation = Literal["softmax", "sigmoid"]
+"""How logits become probabilities: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label)."""
+
+
+def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` elementwise, and 0 where the denominator is <= 0.
+
+    The relative drops of the metrics (``[p - o]_+ / p``) divide by a probability, which
+    can underflow to 0; the ratio is then 0 rather than NaN or infinity, and no
+    division warning is raised.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics._helpers import safe_ratio
+        >>> safe_ratio(np.array([1.0, 2.0, 3.0]), np.array([4.0, 0.0, -1.0])).tolist()
+        [0.25, 0.0, 0.0]
+    """
+    positive = denominator > 0
+    return np.where(positive, numerator / np.where(positive, denominator, 1.0), 0.0)
+
+
+def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
+    """``y_batch`` as a ``(B,)`` integer array, or a ValueError naming it."""
+    labels = np.asarray(y_batch)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != batch_size:
+        raise ValueError(
+            f"`y_batch` must hold one class index per example, shape ({batch_size},); "
+            f"got shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError(f"`y_batch` must hold integer class indices, got {labels[:5]}")
+        labels = labels.astype(np.int64)
+    return labels
+
+
+def check_classes(labels: np.ndarray, num_classes: int) -> None:
+    """Raise a ValueError naming ``y_batch`` if a label is not an output of the model."""
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"`y_batch` holds class indices outside [0, {num_classes - 1}] "
+            f"(the model has {num_classes} outputs)"
+        )
+
+
+def check_normalization(method: str) -> str:
+    """``method`` if it is one of :data:`captum_contrast.normalization.NORMALIZATIONS`."""
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"`mask_normalization` must be one of {NORMALIZATIONS}, got {method!r}")
+    return method
+
+
+def check_percent(value: float, name: str) -> float:
+    """``value`` as a float if it is a percentage in (0, 100], else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+        raise ValueError(f"`{name}` must be a percentage in (0, 100], got {value!r}")
+    return float(value)
+
+
+def maps_at_input(maps: np.ndarray, size: tuple[int, int]) -> Tensor:
+    """``(B, 1, h, w)`` maps as a float tensor at ``size``, upsampled bilinearly if needed."""
+    tensor = torch.as_tensor(maps, dtype=torch.float32)
+    if tuple(tensor.shape[-2:]) != tuple(size):
+        tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False)
+    return tensor
+
+
+def finite_maps(maps: np.ndarray) -> np.ndarray:
+    """``(B,)`` True where an example's map holds only finite values."""
+    return np.isfinite(maps).reshape(len(maps), -1).all(axis=1)
+
+
+def saliency_masks(
+    maps: np.ndarray, size: tuple[int, int], method: Normalization = "range"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks ``s = n(up(S))`` in [0, 1] at ``size`` (Opti-CAM), and which maps were finite.
+
+    A non-finite map is replaced by zeros so its neighbours in the batch are unaffected;
+    the caller gives that example ``NaN``.
+    """
+    valid = finite_maps(maps)
+    upsampled = maps_at_input(np.where(valid[:, None, None, None], maps, 0.0), size)
+    return normalize(upsampled, method).numpy(), valid
+
+
+def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activation) -> np.ndarray:
+    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits."""
+    x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
+    logits = np.asarray(model.predict(x_input), dtype=np.float64)
+    if logits.ndim != 2 or len(logits) != len(x_batch):
+        raise ValueError(f"the model must return (batch, classes) logits, got shape {logits.shape}")
+    return softmax(logits, axis=1) if activation == "softmax" else expit(logits)
+
+
+def masked_probabilities(
+    model: ModelInterface,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    a_batch: np.ndarray,
+    normalization: Normalization,
+    activation: Activation,
+    complement: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities of ``x`` and of ``s * x`` (or ``(1 - s) * x``), two batched forwards.
+
+    Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
+    masking with ``s`` = :func:`saliency_masks`, and which maps were finite.
+    """
+    masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
+    original = probabilities(model, x_batch, activation)
+    check_classes(y_batch, original.shape[1])
+    kept = (1 - masks) if complement else masks
+    return original, probabilities(model, x_batch * kept, activation), valid
+
+
+def pixel_ranks(maps: Tensor) -> Tensor:
+    """Each pixel's rank in its map, 0 = most salient, as ``(B, H*W)``; ties by pixel index.
+
+    The top-``n`` pixels of an example are exactly those with rank below ``n``.
+    """
+    flat = maps.flatten(1)
+    order = torch.argsort(-flat, dim=1, stable=True)
+    return torch.argsort(order, dim=1)
+
+
+def constant_maps(maps: Tensor) -> np.ndarray:
+    """``(B,)`` True where a map has a single value, so it ranks no pixel above another."""
+    flat = maps.flatten(1)
+    return (flat.max(dim=1).values == flat.min(dim=1).values).numpy()
+
+
+def top_count(top_k: float, num_pixels: int) -> int:
+    """``int(top_k / 100 * H*W)`` pixels, the CASE convention; at least one is required."""
+    count = int(top_k / 100 * num_pixels)
+    if count < 1:
+        raise ValueError(f"`top_k`={top_k}% of {num_pixels} pixels selects no pixel; raise `top_k`")
+    return count
