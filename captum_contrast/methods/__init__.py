@@ -1,12 +1,18 @@
 """The attribution methods, one file each, and their building blocks.
 
 Each method file holds its class and the paper's math as small named functions
-(``project_out``, ``minmax_score_weights``, ``objective_loss``, ``difference_score_weights``).
+(``project_out``, ``gradient_cosine``, ``minmax_score_weights``, ``objective_loss``,
+``difference_score_weights``).
 """
 
 from captum_contrast.methods._base import LayerContrastAttribution
 from captum_contrast.methods.analysis import active_channels
-from captum_contrast.methods.contrast_grad_cam import ContrastGradCAM, project_out
+from captum_contrast.methods.contrast_grad_cam import (
+    ContrastGradCAM,
+    gradient_cosine,
+    project_out,
+    projection_coefficient,
+)
 from captum_contrast.methods.contrast_sets import ContrastSet, confusion_matrix
 from captum_contrast.methods.difference_salience import (
     DifferenceSalience,
@@ -25,8 +31,10 @@ __all__ = [
     "active_channels",
     "confusion_matrix",
     "difference_score_weights",
+    "gradient_cosine",
     "minmax_score_weights",
     "minmax_weights",
     "objective_loss",
     "project_out",
+    "projection_coefficient",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -14,14 +15,42 @@ from captum_contrast.methods._base import LayerContrastAttribution
 from captum_contrast.methods.contrast_sets import ContrastType, resolve_contrast
 
 PROJECTION_EPS = 1e-8
+PROJECTIONS = ("full", "shared")
 
 
-def project_out(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
-    """``gamma_u - <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8) * gamma_bar``, row-wise."""
-    coefficient = (target_weights * contrast_weights).sum(dim=-1, keepdim=True) / (
+def projection_coefficient(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
+    """``c = <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8)`` per row, shape ``(B, 1)``."""
+    return (target_weights * contrast_weights).sum(dim=-1, keepdim=True) / (
         contrast_weights.pow(2).sum(dim=-1, keepdim=True) + PROJECTION_EPS
     )
+
+
+def project_out(
+    target_weights: Tensor, contrast_weights: Tensor, projection: str = "full"
+) -> Tensor:
+    """``gamma_u - c * gamma_bar`` row-wise; ``projection="shared"`` uses ``max(c, 0)``."""
+    coefficient = projection_coefficient(target_weights, contrast_weights)
+    if projection == "shared":
+        # c < 0 means the classes share no evidence along gamma_bar: subtracting c * gamma_bar
+        # would add the contrast class's evidence, so nothing is removed.
+        coefficient = coefficient.clamp(min=0)
     return target_weights - coefficient * contrast_weights
+
+
+def gradient_cosine(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
+    """``cos(gamma_u, gamma_bar)`` per row, ``(B,)``; NaN with a warning where one is zero."""
+    norms = target_weights.norm(dim=-1) * contrast_weights.norm(dim=-1)
+    undefined = norms == 0
+    if bool(undefined.any()):
+        warnings.warn(
+            f"cos(gamma_u, gamma_bar) is undefined for examples "
+            f"{torch.nonzero(undefined).flatten().tolist()}: a channel gradient is zero "
+            "(both projections then give the same map); returning NaN there",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    dot = (target_weights * contrast_weights).sum(dim=-1)
+    return torch.where(undefined, torch.full_like(dot, float("nan")), dot / norms)
 
 
 class ContrastGradCAM(LayerContrastAttribution):
@@ -33,9 +62,17 @@ class ContrastGradCAM(LayerContrastAttribution):
     evidence that separates the target from those classes:
 
     .. math::
-        \gamma_\perp = \gamma_u - \frac{\langle\gamma_u, \bar\gamma\rangle}
-        {\lVert\bar\gamma\rVert^2 + 10^{-8}}\,\bar\gamma, \qquad
+        c = \frac{\langle\gamma_u, \bar\gamma\rangle}{\lVert\bar\gamma\rVert^2 + 10^{-8}},
+        \qquad \gamma_\perp = \gamma_u - c\,\bar\gamma, \qquad
         L = \mathrm{ReLU}\Big(\sum_k \gamma_{\perp,k} A^k\Big).
+
+    When :math:`c < 0` the paper's projection (``projection="full"``) *adds* the contrast
+    class's evidence, :math:`\gamma_\perp = \gamma_u + |c|\,\bar\gamma`, and makes the two
+    classes' maps more alike; ``projection="shared"`` uses :math:`\max(c, 0)`, so it removes
+    only evidence the classes share and equals Grad-CAM when they share none. Call
+    :meth:`cosine` on your data first: if :math:`\cos(\gamma_u, \bar\gamma)` is mostly
+    positive (near-synonym classes, as on ImageNet) both agree; if it is often negative
+    (well-separated classes), pick ``"shared"``; keep ``"full"`` to reproduce the paper.
 
     Because gradients are linear in the score, :math:`\bar\gamma` is the gradient of the
     mean contrast score, so any ``k`` costs one forward pass and one backward pass of two
@@ -60,6 +97,8 @@ class ContrastGradCAM(LayerContrastAttribution):
         torch.Size([2, 1, 2, 2])
         >>> LayerAttribution.interpolate(attr, (64, 64), "bilinear").shape
         torch.Size([2, 1, 64, 64])
+        >>> cam.attribute(images, target=[3, 7], k=2, projection="shared").shape
+        torch.Size([2, 1, 2, 2])
     """
 
     def attribute(
@@ -73,6 +112,7 @@ class ContrastGradCAM(LayerContrastAttribution):
         k: int = 1,
         relu_attributions: bool = True,
         return_weights: bool = False,
+        projection: str = "full",
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Compute the CASE map of ``target`` against its contrast classes.
 
@@ -91,12 +131,69 @@ class ContrastGradCAM(LayerContrastAttribution):
                 evaluation uses 1.
             relu_attributions: Apply ReLU to the map (CASE does; the weights stay signed).
             return_weights: Also return the projected channel weights ``(B, K)``.
+            projection: ``"full"``, the paper: subtract ``c * gamma_bar`` whatever the sign
+                of ``c``. ``"shared"``: subtract ``max(c, 0) * gamma_bar`` per example, so
+                an example whose gradients point apart keeps its Grad-CAM weights.
 
         Returns:
             The map ``(B, 1, h, w)`` at layer resolution and raw scale, like
             ``LayerGradCam``; use ``LayerAttribution.interpolate`` to bring it to the input.
             With ``return_weights``, a tuple ``(map, channel_weights)``.
         """
+        if projection not in PROJECTIONS:
+            raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
+        target_gamma, contrast_gamma, activations = self._channel_gradients(
+            inputs, target, additional_forward_args, attribute_to_layer_input, contrast, k
+        )
+        channel_weights = project_out(target_gamma, contrast_gamma, projection)
+        return self._weighted_map(channel_weights, activations, relu_attributions, return_weights)
+
+    def cosine(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        attribute_to_layer_input: bool = False,
+        *,
+        contrast: ContrastType = None,
+        k: int = 1,
+    ) -> Tensor:
+        r"""Per-example :math:`\cos(\gamma_u, \bar\gamma)`: which projection to pick.
+
+        The arguments mean what they mean in :meth:`attribute`, and it costs the same: one
+        forward, one backward of two scores. The sign of the cosine is the sign of ``c``:
+        where it is negative, ``projection="full"`` adds the contrast class's evidence and
+        ``"shared"`` returns Grad-CAM's map. ``(cos < 0).float().mean()`` is the share of
+        examples where the two differ. Where a channel gradient is exactly zero the angle
+        is undefined: NaN, with a ``RuntimeWarning`` (both projections agree there).
+
+        Returns:
+            A ``(B,)`` tensor in ``[-1, 1]``.
+
+        Example:
+            >>> import torch
+            >>> from torchvision.models import resnet18
+            >>> from captum_contrast import ContrastGradCAM
+            >>> model = resnet18(weights=None, num_classes=10).eval()
+            >>> cos = ContrastGradCAM(model, model.layer4).cosine(torch.rand(4, 3, 64, 64))
+            >>> cos.shape, bool(((cos >= -1) & (cos <= 1)).all())
+            (torch.Size([4]), True)
+        """
+        target_gamma, contrast_gamma, _ = self._channel_gradients(
+            inputs, target, additional_forward_args, attribute_to_layer_input, contrast, k
+        )
+        return gradient_cosine(target_gamma, contrast_gamma)
+
+    def _channel_gradients(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        target: TargetType,
+        additional_forward_args: Any,
+        attribute_to_layer_input: bool,
+        contrast: ContrastType,
+        k: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(gamma_u, gamma_bar, activations)`` from one forward and one backward."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"`k` must be a positive int, got {k!r}")
         forward = self._forward(inputs, additional_forward_args, attribute_to_layer_input)
@@ -112,7 +209,4 @@ class ContrastGradCAM(LayerContrastAttribution):
             ]
         )
         target_gamma, contrast_gamma = spatial_mean(forward.gradients(score_weights))
-        channel_weights = project_out(target_gamma, contrast_gamma)
-        return self._weighted_map(
-            channel_weights, forward.activations, relu_attributions, return_weights
-        )
+        return target_gamma, contrast_gamma, forward.activations

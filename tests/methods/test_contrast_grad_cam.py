@@ -11,8 +11,17 @@ from torchvision.models import resnet18
 from captum_contrast import ContrastGradCAM, ContrastSet, confusion_matrix, normalize
 from tests.helpers import LinearHead, TwoConvNet, assert_untouched, model_snapshot
 
-# SPEC 5, CASE: gamma_u and two contrast gradients, A_k given as 2x2 maps.
-GAMMAS = torch.tensor([[1.0, 2.0, 0.0, -1.0], [1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+# SPEC 5, CASE: gamma_u and two contrast gradients, A_k given as 2x2 maps; class 3 points
+# away from class 0 (<gamma_0, gamma_3> = -2), class 4 has no gradient at all.
+GAMMAS = torch.tensor(
+    [
+        [1.0, 2.0, 0.0, -1.0],
+        [1.0, 0.0, 1.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0],
+        [-1.0, 0.0, 1.0, 1.0],
+        [0.0, 0.0, 0.0, 0.0],
+    ]
+)
 ACTIVATIONS = torch.tensor(
     [
         [[1.0, 0.0], [0.0, 0.0]],
@@ -26,7 +35,7 @@ ACTIVATIONS = torch.tensor(
 @pytest.fixture
 def spec_model() -> LinearHead:
     # A constant gradient map per channel makes its spatial mean exactly gamma.
-    weight = GAMMAS[:, :, None, None].expand(3, 4, 2, 2)
+    weight = GAMMAS[:, :, None, None].expand(5, 4, 2, 2)
     return LinearHead(weight).eval()
 
 
@@ -49,16 +58,84 @@ def test_signed_map_without_relu(spec_model: LinearHead) -> None:
     torch.testing.assert_close(attr, torch.tensor([[[[0.5, 3.0], [0.5, -3.0]]]]))
 
 
-def _captum_case(model, layer, images, target, contrasts) -> tuple[torch.Tensor, torch.Tensor]:
-    """CASE computed independently from Captum's layer gradients, one class at a time."""
+def test_shared_projection_by_hand(spec_model: LinearHead) -> None:
+    # Example 0 vs class 1: c = <(1,2,0,-1), (1,0,1,0)> / 2 = 1/2 > 0, so "shared" is the
+    # paper: gamma_perp = (1/2, 2, -1/2, -1). Example 1 vs class 3: c = -2/3 < 0, so the
+    # paper adds class 3: gamma_perp = (1/3, 2, 2/3, -1/3), and "shared" keeps Grad-CAM's.
+    cam = ContrastGradCAM(spec_model, spec_model.layer)
+    images, contrast = ACTIVATIONS.expand(2, 4, 2, 2), torch.tensor([[1], [3]])
+    full, full_weights = cam.attribute(images, target=0, contrast=contrast, return_weights=True)
+    shared, shared_weights = cam.attribute(
+        images, target=0, contrast=contrast, return_weights=True, projection="shared"
+    )
+    paper = torch.tensor([[0.5, 2.0, -0.5, -1.0], [1 / 3, 2.0, 2 / 3, -1 / 3]])
+    torch.testing.assert_close(full_weights, paper)
+    torch.testing.assert_close(shared_weights, torch.stack([paper[0], GAMMAS[0]]))
+    # Maps: sum_k w_k A_k, ReLU'd. Example 0: (1/2, 4, 1, -1/2) -> ReLU.
+    torch.testing.assert_close(full[0, 0], torch.tensor([[0.5, 4.0], [1.0, 0.0]]))
+    torch.testing.assert_close(full[1, 0], torch.tensor([[1 / 3, 4.0], [5 / 3, 2.0]]))
+    torch.testing.assert_close(shared[0], full[0])
+    grad_cam = LayerGradCam(spec_model, spec_model.layer).attribute(
+        ACTIVATIONS, target=0, relu_attributions=True
+    )
+    torch.testing.assert_close(shared[1:], grad_cam, rtol=0, atol=0)
+    torch.testing.assert_close(grad_cam[0, 0], torch.tensor([[1.0, 4.0], [1.0, 0.0]]))
+
+
+def test_shared_clamps_the_contrast_sets_mean(spec_model: LinearHead) -> None:
+    # Against class 1 alone c > 0, but the set {1, 3} has gamma_bar = (0, 0, 1, 1/2) and
+    # c = -1/2 / (5/4) = -2/5: the clamp acts on the set's mean gradient, as the projection.
+    cam = ContrastGradCAM(spec_model, spec_model.layer)
+    full, weights = cam.attribute(ACTIVATIONS, target=0, contrast=[1, 3], return_weights=True)
+    torch.testing.assert_close(weights, torch.tensor([[1.0, 2.0, 0.4, -0.8]]))
+    torch.testing.assert_close(full, torch.tensor([[[[1.0, 4.0], [1.2, 1.2]]]]))
+    shared = cam.attribute(ACTIVATIONS, target=0, contrast=[1, 3], projection="shared")
+    torch.testing.assert_close(shared, torch.tensor([[[[1.0, 4.0], [1.0, 0.0]]]]))
+
+
+def test_cosine_by_hand(spec_model: LinearHead) -> None:
+    cam = ContrastGradCAM(spec_model, spec_model.layer)
+    images = ACTIVATIONS.expand(3, 4, 2, 2)
+    cosine = cam.cosine(images, target=0, contrast=torch.tensor([[1, 2], [3, 4], [1, 4]]))
+    # gamma_bar = (1/2, 1/2, 1, 0), (-1/2, 0, 1/2, 1/2), (1/2, 0, 1/2, 0); |gamma_u| = sqrt(6):
+    # cos = 1.5 / (sqrt(6) sqrt(1.5)) = 1/2, -1 / (sqrt(6) sqrt(3/4)), 1/2 / (sqrt(6) sqrt(1/2)).
+    expected = torch.tensor([0.5, -(2.0**0.5) / 3, 12.0**-0.5])
+    torch.testing.assert_close(cosine, expected)
+
+
+def test_zero_contrast_gradient(spec_model: LinearHead) -> None:
+    cam = ContrastGradCAM(spec_model, spec_model.layer)
+    with pytest.warns(RuntimeWarning, match=r"undefined for examples \[0\]"):
+        cosine = cam.cosine(ACTIVATIONS, target=0, contrast=[4])
+    assert torch.isnan(cosine).all()
+    # Nothing to project out: both projections are Grad-CAM, with no NaN.
+    grad_cam = LayerGradCam(spec_model, spec_model.layer).attribute(
+        ACTIVATIONS, target=0, relu_attributions=True
+    )
+    for projection in ("full", "shared"):
+        attr = cam.attribute(ACTIVATIONS, target=0, contrast=[4], projection=projection)
+        torch.testing.assert_close(attr, grad_cam)
+
+
+def _captum_gammas(model, layer, images, target, contrasts) -> tuple[torch.Tensor, ...]:
+    """``(gamma_u, gamma_bar, activations)`` from Captum's layer gradients, one class at a time."""
     gammas = []
     for classes in [target] + [contrasts[:, i] for i in range(contrasts.shape[1])]:
         (grads,), (acts,) = compute_layer_gradients_and_eval(model, layer, (images,), classes)
         gammas.append(grads.mean(dim=(2, 3)))
-    gamma_u, gamma_bar = gammas[0], torch.stack(gammas[1:]).mean(0)
+    return gammas[0], torch.stack(gammas[1:]).mean(0), acts
+
+
+def _captum_case(
+    model, layer, images, target, contrasts, shared: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CASE computed independently from Captum's layer gradients (the pre-"shared" formula)."""
+    gamma_u, gamma_bar, acts = _captum_gammas(model, layer, images, target, contrasts)
     coefficient = (gamma_u * gamma_bar).sum(1, keepdim=True) / (
         gamma_bar.pow(2).sum(1, keepdim=True) + 1e-8
     )
+    if shared:
+        coefficient = coefficient.clamp(min=0)
     perp = gamma_u - coefficient * gamma_bar
     return torch.relu((perp[:, :, None, None] * acts).sum(1, keepdim=True)), gamma_bar
 
@@ -85,6 +162,42 @@ def test_matches_captum_gradients_on_resnet18(resnet: torch.nn.Module) -> None:
     assert cosine.abs().max() < 1e-4
     explicit = cam.attribute(images, target=target, contrast=contrasts)
     torch.testing.assert_close(explicit, attr)
+
+
+def test_projections_and_cosine_on_resnet18(resnet: torch.nn.Module) -> None:
+    torch.manual_seed(2)
+    images = torch.rand(6, 3, 64, 64)
+    target, contrasts = (
+        torch.tensor([0, 1, 2, 3, 4, 5]),
+        torch.tensor([[9], [8], [7], [6], [5], [4]]),
+    )
+    gamma_u, gamma_bar, _ = _captum_gammas(resnet, resnet.layer4, images, target, contrasts)
+    cam = ContrastGradCAM(resnet, resnet.layer4)
+    calls = []
+    handle = resnet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        cosine = cam.cosine(images, target=target, contrast=contrasts)
+        shared = cam.attribute(images, target=target, contrast=contrasts, projection="shared")
+    finally:
+        handle.remove()
+    assert len(calls) == 2  # one forward each
+    expected_cosine = torch.nn.functional.cosine_similarity(gamma_u, gamma_bar, dim=1)
+    torch.testing.assert_close(cosine, expected_cosine, rtol=1e-4, atol=1e-5)
+    assert 0 < int((cosine < 0).sum()) < 6, "the draw must hold both signs of c"
+    expected, _ = _captum_case(resnet, resnet.layer4, images, target, contrasts, shared=True)
+    torch.testing.assert_close(shared, expected, rtol=1e-4, atol=1e-6)
+    # Where c < 0, "shared" is Grad-CAM; "full" (the default, unchanged) is the paper's map.
+    grad_cam = LayerGradCam(resnet, resnet.layer4).attribute(
+        images, target=target, relu_attributions=True
+    )
+    negative = cosine < 0
+    torch.testing.assert_close(shared[negative], grad_cam[negative], rtol=1e-4, atol=1e-6)
+    full = cam.attribute(images, target=target, contrast=contrasts, projection="full")
+    paper, _ = _captum_case(resnet, resnet.layer4, images, target, contrasts)
+    torch.testing.assert_close(full, paper, rtol=1e-4, atol=1e-6)
+    default = cam.attribute(images, target=target, contrast=contrasts)
+    torch.testing.assert_close(default, full, rtol=0, atol=0)
+    torch.testing.assert_close(shared[~negative], full[~negative], rtol=0, atol=0)
 
 
 def test_contrast_set_and_constant_contrast_agree(resnet: torch.nn.Module) -> None:
@@ -160,6 +273,8 @@ def test_confusion_matrix_and_contrast_set() -> None:
         ({"k": 0}, ValueError, "`k`"),
         ({"target": 1.5}, TypeError, "target"),
         ({"target": 0, "contrast": torch.tensor([[1], [2], [3]])}, ValueError, "contrast"),
+        ({"projection": "half"}, ValueError, r"`projection` must be one of \('full', 'shared'\)"),
+        ({"projection": None}, ValueError, "`projection`"),
     ],
 )
 def test_bad_arguments(resnet: torch.nn.Module, kwargs: dict, error: type, message: str) -> None:
