@@ -231,6 +231,9 @@ def markdown(rows: list[dict], notes: dict[str, str]) -> str:
         'maps, mean over images. "where c < 0" / "where c >= 0": median agreement over '
         "the images whose cos(γ_top1, γ_top2) has that sign.",
         "",
+        "Only the offline digit networks are here: the real pretrained networks "
+        "(`captum_contrast.data.pretrained`) are added to `networks()` once they are in main.",
+        "",
     ]
     for name in dict.fromkeys(row["network"] for row in rows):
         own = [row for row in rows if row["network"] == name]
@@ -281,6 +284,10 @@ def verdicts(rows: list[dict]) -> list[str]:
     return [
         compare(full),
         compare(shared),
+        f"- Where c < 0 ({grad['cos_negative']:.0%} of images) the paper's projection adds "
+        f"the other class's evidence: median agreement {full['median_c_negative']:.1f} against "
+        f'Grad-CAM\'s {grad["median_c_negative"]:.1f}, which "shared" keeps '
+        f"({shared['median_c_negative']:.1f}); where c >= 0 the two projections give one map.",
         f'- "shared" vs "full": median agreement {gain:+.1f} points lower with "shared"; '
         f"AD {shared['AD'] - full['AD']:+.1f}, AG {shared['AG'] - full['AG']:+.1f}, "
         f"AI {shared['AI'] - full['AI']:+.1f} (shared minus full).",
