@@ -161,11 +161,15 @@ class ContrastGradCAM(LayerContrastAttribution):
         r"""Per-example :math:`\cos(\gamma_u, \bar\gamma)`: which projection to pick.
 
         The arguments mean what they mean in :meth:`attribute`, and it costs the same: one
-        forward, one backward of two scores. The sign of the cosine is the sign of ``c``:
-        where it is negative, ``projection="full"`` adds the contrast class's evidence and
-        ``"shared"`` returns Grad-CAM's map. ``(cos < 0).float().mean()`` is the share of
-        examples where the two differ. Where a channel gradient is exactly zero the angle
-        is undefined: NaN, with a ``RuntimeWarning`` (both projections agree there).
+        forward, one backward of two scores. The sign of the cosine is the sign of ``c``.
+        When ``c < 0`` the paper's projection adds the contrast class's evidence,
+        :math:`\gamma_\perp = \gamma_u + |c|\,\bar\gamma`, and makes the two maps more
+        alike; ``projection="shared"`` removes only evidence the classes share and equals
+        Grad-CAM when they share none. So ``(cos < 0).float().mean()`` is the share of
+        examples where the two projections differ: near 0, both are the paper; large, pick
+        ``"shared"`` for class-sensitive maps (``"full"`` only to reproduce the paper).
+        Where a channel gradient is exactly zero the angle is undefined: NaN, with a
+        ``RuntimeWarning`` (both projections give Grad-CAM's map there).
 
         Returns:
             A ``(B,)`` tensor in ``[-1, 1]``.
