@@ -17,7 +17,17 @@ PROJECTION_EPS = 1e-8
 
 
 def project_out(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
-    """``gamma_u - <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8) * gamma_bar``, row-wise."""
+    """``gamma_u - <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8) * gamma_bar``, row-wise.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import project_out
+        >>> gamma_bar = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        >>> # shared evidence (c = 3) is removed; opposed evidence (c = -1) is added back
+        >>> project_out(torch.tensor([[3.0, 1.0], [-1.0, 1.0]]), gamma_bar)
+        tensor([[0., 1.],
+                [0., 1.]])
+    """
     coefficient = (target_weights * contrast_weights).sum(dim=-1, keepdim=True) / (
         contrast_weights.pow(2).sum(dim=-1, keepdim=True) + PROJECTION_EPS
     )

@@ -38,6 +38,12 @@ def trapezoid(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
     Written out because NumPy 2.4 removed the old ``trapz`` and ``np.trapezoid`` is missing
     before NumPy 2.0.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import trapezoid
+        >>> float(trapezoid(np.array([0.0, 1.0, 1.0]), np.array([0.0, 0.5, 1.0])))  # 0.25 + 0.5
+        0.75
     """
     widths = np.diff(positions)
     return ((values[..., 1:] + values[..., :-1]) / 2 * widths).sum(axis=-1)
