@@ -128,3 +128,18 @@ def test_the_site_builds_offline_without_warnings(tmp_path: Path) -> None:
         assert f"{figure}.png" in chooser
     assert "tutorials/01_contrast_grad_cam.html#maps-of-the-top-1-and-the-top-2-class" in chooser
     assert "api/generated/captum_contrast.ContrastGradCAM.html" in chooser
+    readme = (ROOT / "README.md").read_text()  # the README's links to the future site exist
+    site = re.findall(r"\]\(https://captum-contrast\.readthedocs\.io/en/latest/([^)#]*)", readme)
+    assert site and [page for page in site if not (html / (page or "index.html")).is_file()] == []
+
+
+def test_the_readme_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text()
+    relative = re.findall(r"\]\((?!https?://)([^)#]+)(?:#[^)]*)?\)", readme)
+    assert "docs/choosing.md" in relative
+    assert [link for link in relative if not (ROOT / link).exists()] == []
+    site = re.findall(r"\]\(https://captum-contrast\.readthedocs\.io/en/latest/([^)#]*)", readme)
+    for metric in metrics.METRICS:  # every metric links to its reference page
+        assert f"api/generated/captum_contrast.metrics.{metric.__name__}.html" in site
+    for method in ("ContrastGradCAM", "MinMaxCAM", "OptiCAM", "DifferenceSalience"):
+        assert f"api/generated/captum_contrast.{method}.html" in site

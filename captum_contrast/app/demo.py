@@ -75,12 +75,12 @@ def run_demo(
 
     Args:
         out_dir: Where the figure and the tables go.
-        config: Training configuration; :class:`DemoConfig` by default (``QUICK_CONFIG`` for
+        config: Training configuration; :class:`~captum_contrast.data.trained.DemoConfig` by default (``QUICK_CONFIG`` for
             a fast smoke run).
         eval_canvases: Test canvases scored in the metrics table (every detected digit of
             each is one explained example).
         opti_iters: OptiCAM's Adam steps.
-        cache: Directory of cached weights; :func:`cache_dir` by default.
+        cache: Directory of cached weights; :func:`~captum_contrast.data.trained.cache_dir` by default.
         progress: Show progress bars.
 
     Example:

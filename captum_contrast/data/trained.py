@@ -29,8 +29,8 @@ from captum_contrast.data.models import small_cnn
 class DemoConfig:
     """Everything that determines the demo model; its hash names the cached weights.
 
-    ``task="multi-label"``: :class:`MultiDigitCanvases`, ten sigmoid outputs, BCE (the
-    demo). ``task="single-label"``: :class:`DigitCanvases`, softmax cross-entropy (the
+    ``task="multi-label"``: :class:`~captum_contrast.data.MultiDigitCanvases`, ten sigmoid outputs, BCE (the
+    demo). ``task="single-label"``: :class:`~captum_contrast.data.DigitCanvases`, softmax cross-entropy (the
     tutorials on CASE and Opti-CAM, whose metrics read softmax probabilities).
 
     Example:

@@ -217,7 +217,7 @@ class OptiCAM(LayerContrastAttribution):
             n_iter: Maximum number of Adam steps (paper: 100; reference script: 50).
             lr: Adam learning rate.
             early_stop: "paper": an example stops once its loss changes by less than 1e-10;
-                "official": the reference code's batch-level check (see :func:`optimise_u`),
+                "official": the reference code's batch-level check (see ``optimise_u``),
                 which makes results depend on the batch; ``None``: all ``n_iter`` steps.
             preprocess: Applied to every masked batch before the model (and to ``inputs``
                 for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images.

@@ -159,7 +159,7 @@ class Deletion(_PixelCurve):
         step: Pixels removed per step, a positive int; ``None`` (default) uses the image
             width, RISE's 224 steps of 224 pixels at 224x224.
         substrate: What removed pixels become: a number (default 0, RISE), ``"blur"``
-            (Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`) or
+            (Gaussian 11x11, sigma 5, zero padding, see ``gaussian_blur``) or
             ``callable(x_batch) -> array`` of the shape of ``x_batch``.
         **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
             see :class:`CAMMetric`.
@@ -221,7 +221,7 @@ class Insertion(_PixelCurve):
         step: Pixels inserted per step, a positive int; ``None`` (default) uses the image
             width, RISE's 224 steps of 224 pixels at 224x224.
         substrate: The image pixels are inserted into: ``"blur"`` (default, RISE's
-            Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`), a number, or
+            Gaussian 11x11, sigma 5, zero padding, see ``gaussian_blur``), a number, or
             ``callable(x_batch) -> array`` of the shape of ``x_batch``.
         **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
             see :class:`CAMMetric`.

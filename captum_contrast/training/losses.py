@@ -74,7 +74,7 @@ class SalienceLoss(nn.Module):
     def terms(
         self, logits: Tensor, labels: Tensor, t: Tensor, f: Tensor, human: Tensor
     ) -> dict[str, Tensor]:
-        """The unweighted terms, named as :attr:`term_names`; ``t``, ``f`` raw ``(B, 1, h, w)``
+        """The unweighted terms, named as ``term_names``; ``t``, ``f`` raw ``(B, 1, h, w)``
         CAMs, ``human`` the resized, normalised human maps."""
         raise NotImplementedError
 
