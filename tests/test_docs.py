@@ -127,6 +127,12 @@ def test_the_site_builds_offline_without_warnings(tmp_path: Path) -> None:
     for figure in ("contrast_grad_cam", "minmax_cam", "opti_cam", "difference_salience"):
         assert f"{figure}.png" in chooser
     assert "tutorials/01_contrast_grad_cam.html#maps-of-the-top-1-and-the-top-2-class" in chooser
+    for page, anchor in re.findall(r'href="(tutorials/[\w.]+\.html)#([\w-]+)"', chooser):
+        assert f'id="{anchor}"' in (html / page).read_text(), f"{page}#{anchor}"
+    cli = (html / "cli.html").read_text()
+    assert all(
+        f"usage: captum-contrast {command}" in cli for command in ("demo", "explain", "evaluate")
+    )
     assert "api/generated/captum_contrast.ContrastGradCAM.html" in chooser
     readme = (ROOT / "README.md").read_text()  # the README's links to the future site exist
     site = re.findall(r"\]\(https://captum-contrast\.readthedocs\.io/en/latest/([^)#]*)", readme)

@@ -78,6 +78,10 @@ def test_a_notebook_without_outputs_or_without_the_stamp_is_refused() -> None:
         f"stamped with settings {'0' * 16}, not the current {execute.settings_digest()}"
     ]
 
+    edited = copy.deepcopy(executed)  # code changed after the outputs were made
+    next(cell for cell in edited.cells if cell.cell_type == "code").source += "\n# edited"
+    assert execute.problems(edited) == ["code edited after execution: run tutorials/execute.py"]
+
     out_of_order = copy.deepcopy(executed)  # a cell re-run by hand
     first = next(cell for cell in out_of_order.cells if cell.cell_type == "code")
     first.execution_count = 7

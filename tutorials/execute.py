@@ -127,7 +127,7 @@ def execute(notebook: NotebookNode, cache: Path, workdir: Path) -> NotebookNode:
             if cell.execution_count is not None:
                 cell.execution_count -= 1  # the setup cell took execution count 1
             tidy_streams(cell)
-    notebook.metadata[STAMP_KEY] = stamp()
+    notebook.metadata[STAMP_KEY] = stamp(notebook)
     return notebook
 
 
@@ -165,11 +165,25 @@ def tidy_streams(cell: NotebookNode) -> None:
     cell.outputs = merged
 
 
-def stamp() -> dict[str, str]:
-    """The metadata an executed notebook carries: the script, its settings, the versions."""
+def sources_digest(notebook: NotebookNode) -> str:
+    """A short hash of the code cells' sources: editing code after execution changes it.
+
+    Example:
+        >>> notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+        >>> edited = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 2")])
+        >>> sources_digest(notebook) == sources_digest(edited)
+        False
+    """
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
+
+
+def stamp(notebook: NotebookNode) -> dict[str, str]:
+    """The metadata an executed notebook carries: the script, its settings, its code, versions."""
     return {
         "executed_by": SCRIPT,
         "settings": settings_digest(),
+        "sources": sources_digest(notebook),
         "torch": version("torch"),
         "captum": version("captum"),
         "quantus": version("quantus"),
@@ -203,6 +217,8 @@ def problems(notebook: NotebookNode) -> list[str]:
         found.append(
             f"stamped with settings {mark.get('settings')}, not the current {settings_digest()}"
         )
+    elif mark.get("sources") != sources_digest(notebook):
+        found.append("code edited after execution: run tutorials/execute.py")
     elif notebook.metadata.get("kernelspec", {}).get("name") != KERNEL_NAME:
         found.append(f"kernel is not {KERNEL_NAME}")
     return found
