@@ -29,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 
 TUTORIALS = Path(__file__).resolve().parent
@@ -232,20 +233,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cache", type=Path, help="model cache to reuse (default: a fresh temporary one)"
     )
     args = parser.parse_args(argv)
+    failed = []
     with tempfile.TemporaryDirectory(prefix="captum_contrast_tutorials_") as scratch:
         cache = args.cache or Path(scratch) / "cache"
         for path in notebooks(args.paths):
-            print(f"executing {path.relative_to(ROOT)}", flush=True)
+            print(f"executing {path.name}", flush=True)
             workdir = Path(scratch) / path.stem
             workdir.mkdir()
-            notebook = execute(nbformat.read(path, as_version=4), cache, workdir)
+            try:
+                notebook = execute(nbformat.read(path, as_version=4), cache, workdir)
+            except CellExecutionError as error:  # keep the committed file; run the others
+                print(f"{path.name}: not saved, a cell raised:\n{error}", file=sys.stderr)
+                failed.append(path.name)
+                continue
             nbformat.validate(notebook)
             left = problems(notebook)
             if left:
-                print(f"{path.name}: {'; '.join(left)}", file=sys.stderr)
-                return 1
+                print(f"{path.name}: not saved: {'; '.join(left)}", file=sys.stderr)
+                failed.append(path.name)
+                continue
             nbformat.write(notebook, path)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
