@@ -123,6 +123,9 @@ def test_the_site_builds_offline_without_warnings(tmp_path: Path) -> None:
     for notebook in tutorials:  # rendered with their figures
         page = (html / "tutorials" / f"{notebook.stem}.html").read_text()
         assert "<img" in page, notebook.stem
+    for plot in (ROOT / "benchmarks" / "results").glob("*.png"):  # each plot under its table
+        table = next(p for p in plot.parent.glob("*.md") if plot.stem.startswith(p.stem))
+        assert plot.name in (html / "benchmarks" / f"{table.stem}.html").read_text()
     chooser = (html / "choosing.html").read_text()
     for figure in ("contrast_grad_cam", "minmax_cam", "opti_cam", "difference_salience"):
         assert f"{figure}.png" in chooser
