@@ -6,8 +6,8 @@ and on the docs site without running anything. This script is the one way they a
     python tutorials/execute.py                # every tutorials/*.ipynb
     python tutorials/execute.py tutorials/02_minmax_cam.ipynb
 
-Each notebook runs top to bottom in a fresh ``python3`` kernel started from the repository
-root's interpreter, with a fixed environment (one thread, hash seed, Agg backend, no GPU),
+Each notebook runs top to bottom in a fresh ``python3`` kernel that imports this checkout of
+the package (``PYTHONPATH``), with a fixed environment (one thread, hash seed, Agg backend, no GPU),
 seeded ``random``/``numpy``/``torch`` and deterministic torch algorithms, in a scratch
 working directory, with a fresh model cache (so the figures come from the current code, not
 from weights a previous version cached). The notebook's metadata is then stamped with
