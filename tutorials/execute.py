@@ -11,8 +11,8 @@ the package (``PYTHONPATH``), with a fixed environment (one thread, hash seed, A
 seeded ``random``/``numpy``/``torch`` and deterministic torch algorithms, in a scratch
 working directory, with a fresh model cache (so the figures come from the current code, not
 from weights a previous version cached). The notebook's metadata is then stamped with
-:func:`settings_digest`; ``tests/test_tutorials.py`` fails on a notebook without outputs or
-whose stamp is not the current settings' digest (a hand-run or stale notebook).
+:func:`settings_digest` and :func:`sources_digest`; ``tests/test_tutorials.py`` fails on a
+notebook without outputs, run by hand or under other settings, or whose code changed since.
 """
 
 from __future__ import annotations
