@@ -15,6 +15,14 @@ def vit_reshape_transform(
     """Vision-transformer tokens ``(B, 1 + h*w, D)`` to a ``(B, D, h, w)`` grid.
 
     The class token is dropped. Without ``height``/``width`` the grid is taken as square.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast import vit_reshape_transform
+        >>> vit_reshape_transform(torch.rand(2, 1 + 14 * 14, 768)).shape  # ViT-B/16 at 224 px
+        torch.Size([2, 768, 14, 14])
+        >>> vit_reshape_transform(torch.rand(2, 1 + 2 * 8, 4), height=2, width=8).shape
+        torch.Size([2, 4, 2, 8])
     """
     if tokens.dim() != 3:
         raise ValueError(

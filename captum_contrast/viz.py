@@ -36,6 +36,15 @@ def to_display_image(image: ArrayLike) -> np.ndarray:
 
     Accepts ``(C, H, W)`` tensors (torch layout), ``(H, W, C)`` arrays (PIL/numpy layout) and
     ``(H, W)`` grayscale; values in [0, 255] are rescaled, anything else is clipped to [0, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> import torch
+        >>> from captum_contrast.viz import to_display_image
+        >>> to_display_image(torch.zeros(3, 4, 5)).shape  # torch layout -> (H, W, C)
+        (4, 5, 3)
+        >>> float(to_display_image(np.full((2, 2), 255)).max())  # 0-255 values rescaled
+        1.0
     """
     array = image.detach().cpu().float().numpy() if isinstance(image, Tensor) else np.asarray(image)
     array = array.astype(np.float32)
@@ -64,6 +73,17 @@ def display_maps(
     ``sign="positive"``: each map normalised with :func:`captum_contrast.normalize`
     (``normalization``, default ``"range"``; ``None`` keeps the values) into [0, 1].
     ``sign="all"``: signed maps divided by their largest absolute value, into [-1, 1].
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.viz import display_maps
+        >>> maps = torch.tensor([[[[-4.0, -2.0], [0.0, 4.0]]]])
+        >>> display_maps(maps, (2, 2)).flatten().tolist()  # "range": min -> 0, max -> 1
+        [0.0, 0.25, 0.5, 1.0]
+        >>> display_maps(maps, (2, 2), sign="all").flatten().tolist()  # / max |value|
+        [-1.0, -0.5, 0.0, 1.0]
+        >>> display_maps(maps, (8, 8)).shape
+        torch.Size([1, 1, 8, 8])
     """
     if sign not in SIGNS:
         raise ValueError(f"`sign` must be one of {SIGNS}, got {sign!r}")
@@ -263,7 +283,18 @@ def save_overlay(
     title: str | None = None,
     **overlay_kwargs: object,
 ) -> Path:
-    """Write one overlay (with a 0-1 colour bar) to ``path`` as a PNG; returns the path."""
+    """Write one overlay (with a 0-1 colour bar) to ``path`` as a PNG; returns the path.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import torch
+        >>> from captum_contrast.viz import save_overlay
+        >>> target = Path(tempfile.mkdtemp()) / "map.png"
+        >>> path = save_overlay(torch.rand(1, 32, 32), torch.rand(1, 8, 8), target, title="CASE")
+        >>> path == target, path.stat().st_size > 0
+        (True, True)
+    """
     figure = _agg_figure((4.8, 4))
     ax = figure.subplots()
     overlay(image, attribution, ax, title=title, **overlay_kwargs)  # type: ignore[arg-type]

@@ -109,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``captum-contrast`` with ``argv`` (``sys.argv[1:]`` by default); the exit status.
+
+    Errors in the user's input (a missing file, a layer name the model lacks, an argument the
+    library rejects) print one line naming it and return 2; no traceback.
+
+    Example:
+        >>> from captum_contrast.app.cli import main
+        >>> main([])  # no command: the help, and status 0  # doctest: +ELLIPSIS
+        usage: captum-contrast [-h] [--version] {demo,explain,evaluate} ...
+        0
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

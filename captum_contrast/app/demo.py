@@ -75,13 +75,24 @@ def run_demo(
 
     Args:
         out_dir: Where the figure and the tables go.
-        config: Training configuration; :class:`DemoConfig` by default (``QUICK_CONFIG`` for
+        config: Training configuration; :class:`~captum_contrast.data.trained.DemoConfig` by default (``QUICK_CONFIG`` for
             a fast smoke run).
         eval_canvases: Test canvases scored in the metrics table (every detected digit of
             each is one explained example).
         opti_iters: OptiCAM's Adam steps.
-        cache: Directory of cached weights; :func:`cache_dir` by default.
+        cache: Directory of cached weights; :func:`~captum_contrast.data.trained.cache_dir` by default.
         progress: Show progress bars.
+
+    Example:
+        >>> import contextlib, io, tempfile
+        >>> from pathlib import Path
+        >>> from captum_contrast.app.demo import run_demo
+        >>> from captum_contrast.data.trained import QUICK_CONFIG
+        >>> out = Path(tempfile.mkdtemp())
+        >>> with contextlib.redirect_stdout(io.StringIO()):  # seconds: the tiny QUICK_CONFIG model
+        ...     status = run_demo(out, QUICK_CONFIG, eval_canvases=16, opti_iters=2, cache=out, progress=False)
+        >>> status, (out / "demo.png").is_file(), (out / "metrics.md").is_file()
+        (0, True, True)
     """
     with single_thread():
         return _run_demo(

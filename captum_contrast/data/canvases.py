@@ -219,7 +219,7 @@ class DigitCanvases(_Canvases):
     Args:
         n: Number of canvases.
         split: ``"train"``, ``"val"`` or ``"test"``: which pool of source digits to draw from
-            (see :func:`source_indices`).
+            (see ``source_indices``).
         size: Canvas side in pixels (32 and 64 are the intended sizes).
         seed: Canvases are a deterministic function of ``(seed, split, n, size, digit_size)``.
         digit_size: Side of the upscaled digit; default ``3 * size // 8``.
@@ -278,7 +278,7 @@ class MultiDigitCanvases(_Canvases):
 
     Args:
         n: Number of canvases.
-        split: ``"train"``, ``"val"`` or ``"test"`` (see :func:`source_indices`).
+        split: ``"train"``, ``"val"`` or ``"test"`` (see ``source_indices``).
         size: Canvas side in pixels (32 or 64). The canvas is cut into a 2x2 grid and each
             digit lies inside its own cell, so ``digit_size <= size // 2``.
         seed: Canvases are a deterministic function of the arguments.
@@ -288,9 +288,12 @@ class MultiDigitCanvases(_Canvases):
         digit_size: Side of the upscaled digit; default ``3 * size // 8``.
 
     Attributes:
-        images: ``(n, 1, H, W)``. labels: ``(n, 10)`` float32. segmentation: ``(n, H, W)``
-        int8 class per pixel (-1 background); :attr:`masks` expands it to ``(n, 10, H, W)``.
-        digit_classes, source_index: ``(n, max_digits)`` int64, -1 for empty slots.
+        images: ``(n, 1, H, W)`` float32.
+        labels: ``(n, 10)`` float32 multi-hot.
+        segmentation: ``(n, H, W)`` int8 class per pixel (-1 background); :attr:`masks`
+            expands it to ``(n, 10, H, W)``.
+        digit_classes: ``(n, max_digits)`` int64, -1 for empty slots.
+        source_index: ``(n, max_digits)`` int64, -1 for empty slots.
 
     Example:
         >>> from captum_contrast.data.canvases import MultiDigitCanvases
@@ -379,7 +382,7 @@ class SalienceDigits(_Canvases):
     Args:
         n: Number of canvases.
         split: ``"train"``, ``"val"``, ``"test"`` or ``"ood"``.
-        size: Canvas side (32 or 64); a 2x2 grid of cells as in :class:`MultiDigitCanvases`.
+        size: Canvas side (32 or 64); a 2x2 grid of cells as in :class:`~captum_contrast.data.MultiDigitCanvases`.
         seed: Canvases are a deterministic function of the arguments.
         positive_class: The digit to detect.
         max_digits: Most digits per canvas, 1 to 3 (one cell always stays free).

@@ -21,6 +21,14 @@ class SmallCNN(nn.Module):
             ``4 * width``, which is the number of feature maps seen by the head.
         batch_norm: Put a ``BatchNorm2d`` after every conv. Without it the GAP model can sit
             for hundreds of steps at the label prior before it starts to learn.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.data.models import SmallCNN
+        >>> model = SmallCNN(num_classes=10, width=4)
+        >>> logits, features = model.forward_with_features(torch.rand(2, 1, 32, 32))
+        >>> logits.shape, features.shape  # 4 * width maps at 32 / 4 px
+        (torch.Size([2, 10]), torch.Size([2, 16, 8, 8]))
     """
 
     def __init__(
@@ -59,7 +67,7 @@ class SmallCNN(nn.Module):
 def small_cnn(
     num_classes: int, in_channels: int = 1, width: int = 16, batch_norm: bool = False
 ) -> SmallCNN:
-    """A :class:`SmallCNN`: conv trunk ``features`` (ends in ReLU), GAP, ``classifier`` Linear.
+    """A :class:`~captum_contrast.data.models.SmallCNN`: conv trunk ``features`` (ends in ReLU), GAP, ``classifier`` Linear.
 
     Example:
         >>> import torch

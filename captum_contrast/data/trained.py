@@ -29,9 +29,16 @@ from captum_contrast.data.models import small_cnn
 class DemoConfig:
     """Everything that determines the demo model; its hash names the cached weights.
 
-    ``task="multi-label"``: :class:`MultiDigitCanvases`, ten sigmoid outputs, BCE (the
-    demo). ``task="single-label"``: :class:`DigitCanvases`, softmax cross-entropy (the
+    ``task="multi-label"``: :class:`~captum_contrast.data.MultiDigitCanvases`, ten sigmoid outputs, BCE (the
+    demo). ``task="single-label"``: :class:`~captum_contrast.data.DigitCanvases`, softmax cross-entropy (the
     tutorials on CASE and Opti-CAM, whose metrics read softmax probabilities).
+
+    Example:
+        >>> from captum_contrast.data.trained import DemoConfig
+        >>> DemoConfig().key() == DemoConfig(epochs=8).key()  # the same settings, the same weights
+        True
+        >>> DemoConfig(epochs=2).key() == DemoConfig().key()
+        False
     """
 
     task: str = "multi-label"
@@ -56,7 +63,13 @@ SINGLE_LABEL_CONFIG = DemoConfig(task="single-label", train_canvases=3000, epoch
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/captum_contrast``, or ``~/.cache/captum_contrast``."""
+    """``$XDG_CACHE_HOME/captum_contrast``, or ``~/.cache/captum_contrast``.
+
+    Example:
+        >>> from captum_contrast.data.trained import cache_dir
+        >>> cache_dir().name
+        'captum_contrast'
+    """
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "captum_contrast"
 
@@ -121,7 +134,18 @@ def _train(config: DemoConfig, progress: bool) -> nn.Module:
 def trained_model(
     config: DemoConfig | None = None, cache: str | Path | None = None, progress: bool = True
 ) -> tuple[nn.Module, Path, bool]:
-    """The demo model, from the cache or trained and cached: ``(model, weights_path, cached)``."""
+    """The demo model, from the cache or trained and cached: ``(model, weights_path, cached)``.
+
+    Example:
+        >>> import tempfile
+        >>> from captum_contrast.data.trained import QUICK_CONFIG, trained_model
+        >>> cache = tempfile.mkdtemp()
+        >>> model, path, cached = trained_model(QUICK_CONFIG, cache, progress=False)  # trains
+        >>> cached, path.name.startswith("demo-")
+        (False, True)
+        >>> trained_model(QUICK_CONFIG, cache)[2]  # loaded from the cache
+        True
+    """
     config = config or DemoConfig()
     path = Path(cache or cache_dir()) / f"demo-{config.key()}.pt"
     model = demo_model(config.width)

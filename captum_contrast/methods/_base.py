@@ -45,6 +45,18 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
             transformer's tokens ``(B, 1 + h*w, D)`` into a grid (see
             :func:`captum_contrast.vit_reshape_transform`). It must only select and
             rearrange elements, because it is applied to the gradients as well.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from captum.attr import LayerGradCam
+        >>> from captum_contrast import ContrastGradCAM, LayerContrastAttribution, OptiCAM
+        >>> issubclass(ContrastGradCAM, LayerContrastAttribution), issubclass(OptiCAM, LayerContrastAttribution)
+        (True, True)
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> ContrastGradCAM(model, model[0]).attribute(x, 0).shape == LayerGradCam(model, model[0]).attribute(x, 0).shape
+        True
     """
 
     def __init__(

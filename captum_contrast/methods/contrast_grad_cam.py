@@ -19,7 +19,14 @@ PROJECTIONS = ("full", "shared")
 
 
 def projection_coefficient(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
-    """``c = <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8)`` per row, shape ``(B, 1)``."""
+    """``c = <gamma_u, gamma_bar> / (||gamma_bar||^2 + 1e-8)`` per row, shape ``(B, 1)``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import projection_coefficient
+        >>> projection_coefficient(torch.tensor([[3.0, 1.0]]), torch.tensor([[2.0, 0.0]]))
+        tensor([[1.5000]])
+    """
     return (target_weights * contrast_weights).sum(dim=-1, keepdim=True) / (
         contrast_weights.pow(2).sum(dim=-1, keepdim=True) + PROJECTION_EPS
     )
@@ -28,7 +35,21 @@ def projection_coefficient(target_weights: Tensor, contrast_weights: Tensor) -> 
 def project_out(
     target_weights: Tensor, contrast_weights: Tensor, projection: str = "full"
 ) -> Tensor:
-    """``gamma_u - c * gamma_bar`` row-wise; ``projection="shared"`` uses ``max(c, 0)``."""
+    """``gamma_u - c * gamma_bar`` row-wise; ``projection="shared"`` uses ``max(c, 0)``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import project_out
+        >>> gamma_bar = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        >>> gamma_u = torch.tensor([[3.0, 1.0], [-1.0, 1.0]])
+        >>> # shared evidence (c = 3) is removed; opposed evidence (c = -1) is added back
+        >>> project_out(gamma_u, gamma_bar)
+        tensor([[0., 1.],
+                [0., 1.]])
+        >>> project_out(gamma_u, gamma_bar, projection="shared")  # c = -1 clamped to 0
+        tensor([[ 0.,  1.],
+                [-1.,  1.]])
+    """
     coefficient = projection_coefficient(target_weights, contrast_weights)
     if projection == "shared":
         # c < 0 means the classes share no evidence along gamma_bar: subtracting c * gamma_bar
@@ -38,7 +59,14 @@ def project_out(
 
 
 def gradient_cosine(target_weights: Tensor, contrast_weights: Tensor) -> Tensor:
-    """``cos(gamma_u, gamma_bar)`` per row, ``(B,)``; NaN with a warning where one is zero."""
+    """``cos(gamma_u, gamma_bar)`` per row, ``(B,)``; NaN with a warning where one is zero.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import gradient_cosine
+        >>> gradient_cosine(torch.tensor([[1.0, 1.0], [-1.0, 0.0]]), torch.tensor([[1.0, 0.0]] * 2))
+        tensor([ 0.7071, -1.0000])
+    """
     norms = target_weights.norm(dim=-1) * contrast_weights.norm(dim=-1)
     undefined = norms == 0
     if bool(undefined.any()):

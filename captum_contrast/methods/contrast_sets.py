@@ -26,6 +26,15 @@ def confusion_matrix(
 
     Returns:
         A ``(num_classes, num_classes)`` LongTensor of counts, on the CPU.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast import confusion_matrix
+        >>> scores = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # predicts 0, 1, 0
+        >>> labels = torch.tensor([0, 0, 1])
+        >>> confusion_matrix(lambda x: x, [(scores, labels)], num_classes=2)
+        tensor([[1, 1],
+                [1, 0]])
     """
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)

@@ -24,6 +24,15 @@ def difference_score_weights(
     ``z``, class 1 when ``z > 0``): ``+1`` for target 1 and ``-1`` for target 0, since
     ``softmax([0, z]) = sigmoid(z)``. More outputs: ``contrast`` is required; ``"runner-up"``
     picks each example's highest-scoring class other than its target from ``outputs``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import difference_score_weights
+        >>> difference_score_weights(torch.zeros(2, 2), torch.tensor([1, 0]), None)
+        tensor([[-1.,  1.],
+                [ 1., -1.]])
+        >>> difference_score_weights(torch.tensor([[3.0, 1.0, 2.0]]), torch.tensor([0]), "runner-up")
+        tensor([[ 1.,  0., -1.]])
     """
     if isinstance(contrast, str) and contrast != RUNNER_UP:
         raise ValueError(f"`contrast` as a string must be {RUNNER_UP!r}, got {contrast!r}")

@@ -32,6 +32,15 @@ def minmax_score_weights(labels: Tensor, targets: Tensor, variant: Variant = "mi
         labels: ``(B, L)`` bool label sets :math:`C_x`.
         targets: ``(B,)`` label of interest :math:`c` per example.
         variant: ``"minmax"`` or ``"d-minmax"``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import minmax_score_weights
+        >>> labels, targets = torch.tensor([[True, True, True]]), torch.tensor([0])
+        >>> minmax_score_weights(labels, targets)  # e_0 - (e_1 + e_2) / 2
+        tensor([[[ 1.0000, -0.5000, -0.5000]]])
+        >>> minmax_score_weights(labels, targets, "d-minmax").shape
+        torch.Size([3, 1, 3])
     """
     _check_variant(variant)
     if labels.dim() != 2 or targets.shape != labels.shape[:1]:
@@ -75,6 +84,13 @@ def minmax_weights(
         variant: ``"minmax"`` or ``"d-minmax"``.
 
     Differentiable in ``class_weights``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import minmax_weights
+        >>> class_weights = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # 3 labels, 2 channels
+        >>> minmax_weights(class_weights, torch.tensor([[True, True, True]]), torch.tensor([0]))
+        tensor([[ 0.5000, -1.0000]])
     """
     scores = minmax_score_weights(labels, targets, variant).to(class_weights.dtype)
     return combine_scores(scores @ class_weights, variant)

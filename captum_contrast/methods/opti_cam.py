@@ -35,6 +35,15 @@ def objective_loss(
     ``original`` is ``y_c(x)``, ``masked`` is ``y_c(x * s)`` and ``complement`` is
     ``y_c(x * (1 - s))`` (needed by the io-objectives only). "mask" keeps the reference
     code's constant offset ``y_c(x)``, which changes no gradient and no early-stop decision.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.methods import objective_loss
+        >>> original, masked = torch.tensor([5.0, 5.0]), torch.tensor([4.0, 6.0])
+        >>> objective_loss("mask", original, masked)  # minimising it raises y_c(x * s)
+        tensor([ 1., -1.])
+        >>> objective_loss("diff", original, masked)  # |y_c(x) - y_c(x * s)|
+        tensor([1., 1.])
     """
     if objective == "mask":  # eq. 10: maximise y_c(x * s)
         return original - masked
@@ -208,7 +217,7 @@ class OptiCAM(LayerContrastAttribution):
             n_iter: Maximum number of Adam steps (paper: 100; reference script: 50).
             lr: Adam learning rate.
             early_stop: "paper": an example stops once its loss changes by less than 1e-10;
-                "official": the reference code's batch-level check (see :func:`optimise_u`),
+                "official": the reference code's batch-level check (see ``optimise_u``),
                 which makes results depend on the batch; ``None``: all ``n_iter`` steps.
             preprocess: Applied to every masked batch before the model (and to ``inputs``
                 for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images.

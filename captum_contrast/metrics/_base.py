@@ -71,6 +71,13 @@ class CAMMetric(Metric[list[float]]):
 
     Finally add the class to :data:`captum_contrast.metrics.METRICS`, which registers it
     with Quantus.
+
+    Example:
+        >>> from captum_contrast.metrics import METRICS, AverageDrop, CAMMetric
+        >>> all(issubclass(metric, CAMMetric) for metric in METRICS)
+        True
+        >>> AverageDrop.cli_name, AverageDrop.short_name, AverageDrop.score_direction.name
+        ('average-drop', 'AD', 'LOWER')
     """
 
     data_applicability = {DataType.IMAGE}

@@ -38,6 +38,12 @@ def trapezoid(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
     Written out because NumPy 2.4 removed the old ``trapz`` and ``np.trapezoid`` is missing
     before NumPy 2.0.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import trapezoid
+        >>> float(trapezoid(np.array([0.0, 1.0, 1.0]), np.array([0.0, 0.5, 1.0])))  # 0.25 + 0.5
+        0.75
     """
     widths = np.diff(positions)
     return ((values[..., 1:] + values[..., :-1]) / 2 * widths).sum(axis=-1)
@@ -153,7 +159,7 @@ class Deletion(_PixelCurve):
         step: Pixels removed per step, a positive int; ``None`` (default) uses the image
             width, RISE's 224 steps of 224 pixels at 224x224.
         substrate: What removed pixels become: a number (default 0, RISE), ``"blur"``
-            (Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`) or
+            (Gaussian 11x11, sigma 5, zero padding, see ``gaussian_blur``) or
             ``callable(x_batch) -> array`` of the shape of ``x_batch``.
         **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
             see :class:`CAMMetric`.
@@ -215,7 +221,7 @@ class Insertion(_PixelCurve):
         step: Pixels inserted per step, a positive int; ``None`` (default) uses the image
             width, RISE's 224 steps of 224 pixels at 224x224.
         substrate: The image pixels are inserted into: ``"blur"`` (default, RISE's
-            Gaussian 11x11, sigma 5, zero padding, see :func:`gaussian_blur`), a number, or
+            Gaussian 11x11, sigma 5, zero padding, see ``gaussian_blur``), a number, or
             ``callable(x_batch) -> array`` of the shape of ``x_batch``.
         **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
             see :class:`CAMMetric`.

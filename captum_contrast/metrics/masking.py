@@ -22,17 +22,38 @@ GAIN_EPS = 1e-8
 
 
 def drop_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """Per-example Average Drop in percent: ``100 * [p - o]_+ / p``."""
+    """Per-example Average Drop in percent: ``100 * [p - o]_+ / p``.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import drop_scores
+        >>> drop_scores(np.array([0.5, 0.8]), np.array([0.25, 0.9])).tolist()
+        [50.0, 0.0]
+    """
     return 100 * safe_ratio(np.maximum(p - o, 0.0), p)
 
 
 def increase_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """Per-example Average Increase in percent: ``100 * 1[p < o]`` (strict)."""
+    """Per-example Average Increase in percent: ``100 * 1[p < o]`` (strict).
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import increase_scores
+        >>> increase_scores(np.array([0.5, 0.8, 0.8]), np.array([0.25, 0.9, 0.8])).tolist()
+        [0.0, 100.0, 0.0]
+    """
     return 100 * (p < o).astype(np.float64)
 
 
 def gain_scores(p: np.ndarray, o: np.ndarray, eps: float = GAIN_EPS) -> np.ndarray:
-    """Per-example Average Gain in percent: ``100 * [o - p]_+ / (1 - p + eps)``."""
+    """Per-example Average Gain in percent: ``100 * [o - p]_+ / (1 - p + eps)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import gain_scores
+        >>> gain_scores(np.array([0.5, 0.8]), np.array([0.25, 0.9])).round(3).tolist()  # 0.1 / 0.2
+        [0.0, 50.0]
+    """
     return 100 * np.maximum(o - p, 0.0) / (1 - p + eps)
 
 

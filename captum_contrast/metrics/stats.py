@@ -92,7 +92,14 @@ def paired_ttest(
 
 
 def harmonic_mean(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """``2ab / (a + b)``, with a zero denominator replaced by 1 (MinMax-CAM's code)."""
+    """``2ab / (a + b)``, with a zero denominator replaced by 1 (MinMax-CAM's code).
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import harmonic_mean
+        >>> harmonic_mean(np.array([0.5, 0.2, 0.0]), np.array([0.5, 0.8, 0.0])).round(3).tolist()
+        [0.5, 0.32, 0.0]
+    """
     total = first + second
     return 2 * first * second / np.where(total == 0, 1.0, total)
 

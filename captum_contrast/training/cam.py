@@ -15,7 +15,19 @@ ClassesType = int | Sequence[int] | Tensor | None
 
 def head_weight(classifier: nn.Module) -> Tensor:
     """The ``(C, K)`` class weights of a linear head: ``effective_weight`` if it has one
-    (:class:`KernelUsageRegularizedLinear`), else ``weight``."""
+    (:class:`KernelUsageRegularizedLinear`), else ``weight``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from captum_contrast.training import KernelUsageRegularizedLinear, head_weight
+        >>> linear = nn.Linear(4, 2)
+        >>> head_weight(linear) is linear.weight
+        True
+        >>> kur = KernelUsageRegularizedLinear(4, 2)
+        >>> torch.equal(head_weight(kur), kur.effective_weight)
+        True
+    """
     if not isinstance(classifier, nn.Linear):
         raise TypeError(
             f"`classifier` must be an nn.Linear (the head after global average pooling), "

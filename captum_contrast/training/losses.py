@@ -35,6 +35,18 @@ class SalienceLoss(nn.Module):
         last_terms: After each call, the unweighted terms and the ``"total"`` as detached
             0-d tensors (no device sync), for logging:
             ``{name: value.item() for name, value in loss.last_terms.items()}``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.data.models import small_cnn
+        >>> from captum_contrast.training import CYBORGLoss, SalienceLoss
+        >>> model = small_cnn(num_classes=2, width=4)
+        >>> criterion = CYBORGLoss(model.classifier)  # a SalienceLoss with alpha = 0.5
+        >>> logits, features = model.forward_with_features(torch.rand(2, 1, 32, 32))
+        >>> _ = criterion(logits, features, torch.tensor([1, 0]), torch.rand(2, 32, 32))
+        >>> terms = criterion.last_terms
+        >>> bool(torch.isclose(terms["total"], 0.5 * terms["cross_entropy"] + 0.5 * terms["true_cam"]))
+        True
     """
 
     term_names: tuple[str, ...] = ()
@@ -62,7 +74,7 @@ class SalienceLoss(nn.Module):
     def terms(
         self, logits: Tensor, labels: Tensor, t: Tensor, f: Tensor, human: Tensor
     ) -> dict[str, Tensor]:
-        """The unweighted terms, named as :attr:`term_names`; ``t``, ``f`` raw ``(B, 1, h, w)``
+        """The unweighted terms, named as ``term_names``; ``t``, ``f`` raw ``(B, 1, h, w)``
         CAMs, ``human`` the resized, normalised human maps."""
         raise NotImplementedError
 
@@ -149,6 +161,18 @@ class DifferenceSalienceLoss(SalienceLoss):
     ``t - f`` is the CAM of the logit difference, the quantity that decides a binary
     prediction. The form (CYBORG's with the target swapped) is an assumption of the spec;
     no reference code exists. Arguments as :class:`CYBORGLoss`.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.data.models import small_cnn
+        >>> from captum_contrast.training import DifferenceSalienceLoss
+        >>> model = small_cnn(num_classes=2, width=4)
+        >>> criterion = DifferenceSalienceLoss(model.classifier, alpha=0.25)
+        >>> logits, features = model.forward_with_features(torch.rand(2, 1, 32, 32))
+        >>> loss = criterion(logits, features, torch.tensor([1, 0]), torch.rand(2, 32, 32))
+        >>> terms = criterion.last_terms
+        >>> bool(torch.isclose(loss, 0.25 * terms["cross_entropy"] + 0.75 * terms["difference_cam"]))
+        True
     """
 
     term_names = ("cross_entropy", "difference_cam")
@@ -176,6 +200,18 @@ class PerClassSalienceLoss(SalienceLoss):
             three-component losses)"; the default reads that as 1/3 each. Pass
             ``(0.3, 0.3, 0.3)`` for the literal reading (the same minimiser, 0.9x the loss).
         use_relu_features: As :class:`CYBORGLoss`.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.data.models import small_cnn
+        >>> from captum_contrast.training import PerClassSalienceLoss
+        >>> model = small_cnn(num_classes=2, width=4)
+        >>> criterion = PerClassSalienceLoss(model.classifier, lambdas=(0.5, 0.25, 0.25))
+        >>> logits, features = model.forward_with_features(torch.rand(2, 1, 32, 32))
+        >>> loss = criterion(logits, features, torch.tensor([1, 0]), torch.rand(2, 32, 32))
+        >>> t = criterion.last_terms
+        >>> bool(torch.isclose(loss, 0.5 * t["cross_entropy"] + 0.25 * t["true_cam"] + 0.25 * t["false_cam"]))
+        True
     """
 
     term_names = ("cross_entropy", "true_cam", "false_cam")
