@@ -17,11 +17,10 @@ way, with no call back into the method:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import threading
 
 import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
