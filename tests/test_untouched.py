@@ -158,3 +158,17 @@ def test_concurrent_train_mode_calls_restore_the_mode_once_all_are_done() -> Non
         thread.join()
     assert not errors, errors[0]
     assert_untouched(before, model)  # running statistics unchanged, train mode restored
+
+
+def test_confusion_matrix_leaves_a_train_mode_model_untouched() -> None:
+    from captum_contrast import confusion_matrix
+
+    model = _model(train=True)
+    torch.manual_seed(2)
+    loader = [(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])) for _ in range(2)]
+    before = model_snapshot(model)
+    with pytest.warns(UserWarning, match="training mode"):
+        counts = confusion_matrix(model, loader, 5)
+    assert_untouched(before, model)
+    assert int(counts.sum()) == 8
+    torch.testing.assert_close(counts, confusion_matrix(model.eval(), loader, 5))
