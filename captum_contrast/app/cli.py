@@ -38,12 +38,12 @@ from captum_contrast.app.registry import (
 )
 
 
-def positive_int(text: str) -> int:
+def _positive_int(text: str) -> int:
     """An argparse ``type``: an integer >= 1, else a one-line usage error (exit 2)."""
     return _bounded_int(text, 1)
 
 
-def non_negative_int(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     """An argparse ``type``: an integer >= 0, else a one-line usage error (exit 2)."""
     return _bounded_int(text, 0)
 
@@ -58,7 +58,7 @@ def _bounded_int(text: str, minimum: int) -> int:
     return value
 
 
-def output_dir(text: str) -> str:
+def _output_dir(text: str) -> str:
     """An argparse ``type``: a directory that can be created, checked before any work."""
     path = Path(text)
     if path.exists() and not path.is_dir():
@@ -80,15 +80,15 @@ def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
         "--layer", required=required, help="dotted name of the explained module, e.g. layer4"
     )
     parser.add_argument(
-        "--num-classes", type=positive_int, help="outputs of the model (default: inferred)"
+        "--num-classes", type=_positive_int, help="outputs of the model (default: inferred)"
     )
     parser.add_argument(
         "--resize",
-        type=positive_int,
+        type=_positive_int,
         help="resize the shorter side (default 256; 32 for small-cnn)",
     )
     parser.add_argument(
-        "--crop", type=positive_int, help="center crop (default 224; 32 for small-cnn)"
+        "--crop", type=_positive_int, help="center crop (default 224; 32 for small-cnn)"
     )
     parser.add_argument(
         "--no-normalize",
@@ -96,9 +96,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
         help="feed [0, 1] pixels without the ImageNet mean/std step",
     )
     parser.add_argument(
-        "--opti-iters", type=non_negative_int, default=100, help="OptiCAM Adam steps (100)"
+        "--opti-iters", type=_non_negative_int, default=100, help="OptiCAM Adam steps (100)"
     )
-    parser.add_argument("--out", type=output_dir, help="output directory")
+    parser.add_argument("--out", type=_output_dir, help="output directory")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="train a small CNN offline, explain and evaluate it")
     demo.add_argument(
-        "--out", type=output_dir, default="./captum_contrast_demo", help="output directory"
+        "--out", type=_output_dir, default="./captum_contrast_demo", help="output directory"
     )
     demo.add_argument(
         "--quick",
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable (default: contrast-grad-cam)",
     )
     explain.add_argument(
-        "--target", type=non_negative_int, help="class to explain (default: predicted)"
+        "--target", type=_non_negative_int, help="class to explain (default: predicted)"
     )
     explain.add_argument("images", nargs="+", help="image files")
 
@@ -147,11 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--canvases",
-        type=positive_int,
+        type=_positive_int,
         default=64,
         help="number of canvases with --data canvases (64)",
     )
-    evaluate.add_argument("--batch-size", type=positive_int, default=16)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--no-progress", action="store_true")
     return parser
 
