@@ -17,6 +17,7 @@ way, with no call back into the method:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,7 @@ class LayerForward:
 def format_inputs(
     inputs: Tensor | tuple[Tensor, ...], device: torch.device | None
 ) -> tuple[Tensor, ...]:
-    """Captum's input forms as a tuple, checked for NaN and moved to the model's device."""
+    """Captum's input forms as a tuple, checked for NaN and infinity, on the model's device."""
     formatted = _format_tensor_into_tuples(inputs)
     if formatted is None or len(formatted) == 0:
         raise ValueError("`inputs` must be a tensor or a non-empty tuple of tensors")
@@ -85,8 +86,14 @@ def format_inputs(
     for index, tensor in enumerate(formatted):
         if not isinstance(tensor, Tensor):
             raise TypeError(f"`inputs[{index}]` must be a tensor, got {type(tensor).__name__}")
-        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
-            raise ValueError(f"`inputs[{index}]` contains NaN values")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            # An infinite pixel gives a NaN map as surely as a NaN one: refuse both.
+            kinds = " and ".join(
+                kind
+                for kind, found in (("NaN", torch.isnan(tensor)), ("infinite", torch.isinf(tensor)))
+                if bool(found.any())
+            )
+            raise ValueError(f"`inputs[{index}]` contains {kinds} values; pass finite inputs")
         checked.append(tensor.to(device) if device is not None else tensor)
     return tuple(checked)
 
@@ -103,22 +110,38 @@ def _as_single_tensor(value: Any, where: str) -> Tensor:
 
 
 class _Capture:
-    """Forward (or pre-forward) hook that swaps the layer's tensor for a grad-requiring leaf."""
+    """Forward (or pre-forward) hook that swaps the layer's tensor for a grad-requiring leaf.
 
-    def __init__(self, to_layer_input: bool) -> None:
+    The hook belongs to one call: it sits on a module other threads may be running at the
+    same moment (one model shared by several explaining threads), so it only acts in the
+    thread that registered it. A ``DataParallel`` replica of the layer (a different module
+    object, run in a worker thread) is this call's own and is always captured.
+    """
+
+    def __init__(self, layer: nn.Module, to_layer_input: bool) -> None:
+        self.layer = layer
         self.to_layer_input = to_layer_input
+        self.owner = threading.get_ident()
         self.leaves: dict[torch.device, Tensor] = {}
         self.calls = 0
+        self.grad_enabled = True
+
+    def _mine(self, module: nn.Module) -> bool:
+        return module is not self.layer or threading.get_ident() == self.owner
 
     def _leaf(self, value: Any, where: str) -> Tensor:
         tensor = _as_single_tensor(value, where)
         leaf = tensor.detach().requires_grad_(True)
         self.calls += 1
         self.leaves[leaf.device] = leaf
+        # Remembered to say *where* gradients were off if the output ends up without a graph.
+        self.grad_enabled &= torch.is_grad_enabled()
         # The clone keeps the leaf intact when the model applies an in-place op after the layer.
         return leaf.clone()
 
-    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not self._mine(module):
+            return None
         if len(args) != 1:
             raise ValueError(
                 f"`attribute_to_layer_input=True` needs a layer called with one tensor, "
@@ -126,7 +149,9 @@ class _Capture:
             )
         return (self._leaf(args[0], "input"),)
 
-    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor:
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor | None:
+        if not self._mine(module):
+            return None
         return self._leaf(output, "output")
 
 
@@ -186,11 +211,13 @@ def forward_layer(
         (torch.Size([3, 512, 2, 2]), torch.Size([2, 3, 512, 2, 2]))
     """
     check_layer(forward_func, layer)
+    if keep_graph:
+        check_gradients_enabled()
     device = model_device(forward_func)
     input_tuple = format_inputs(inputs, device)
     extra_args = _format_additional_forward_args(additional_forward_args) or ()
 
-    capture = _Capture(attribute_to_layer_input)
+    capture = _Capture(layer, attribute_to_layer_input)
     if attribute_to_layer_input:
         handle = layer.register_forward_pre_hook(capture.pre_hook)
     else:
@@ -205,6 +232,13 @@ def forward_layer(
     if not isinstance(outputs, Tensor) or outputs.dim() != 2:
         shape = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
         raise ValueError(f"the model must return (batch, classes) outputs, got {shape}")
+    if keep_graph and not capture.grad_enabled:
+        raise RuntimeError(
+            f"gradients are disabled where `layer` ({type(layer).__name__}) runs: the model's "
+            "forward runs it under torch.no_grad() or inside reentrant checkpointing "
+            "(torch.utils.checkpoint with use_reentrant=True); enable gradients there, or use "
+            "use_reentrant=False"
+        )
     activations = torch.cat([leaf.detach() for leaf in leaves], dim=0)
     if reshape_transform is not None:
         activations = reshape_transform(activations)
@@ -240,11 +274,26 @@ def _gather_leaves(
     return [by_index[index] for index in order if index in by_index]
 
 
+def check_gradients_enabled() -> None:
+    """Raise a RuntimeError saying so when the caller runs under ``torch.inference_mode``.
+
+    Tensors made under inference mode can never enter a graph, so no layer gradient can be
+    taken; ``torch.no_grad`` around a call is fine (the engine re-enables gradients).
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "gradients are disabled: this call runs under torch.inference_mode(), in which "
+            "no gradient can be taken; call it outside that block (torch.no_grad() is fine)"
+        )
+
+
 def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) -> Tensor:
     """Gradients of the T weighted scores w.r.t. the leaves, ``(T, B, K, ...)``."""
     if not outputs.requires_grad:
         raise ValueError(
-            "the model output does not depend on `layer`; is the layer on the path to the output?"
+            "the model output does not depend on `layer`: gradients are disabled between the "
+            "layer and the output (torch.no_grad() or .detach() in the model's forward), or "
+            "the layer is not on the path to the output"
         )
     num_scores = score_weights.shape[0]
     if num_scores == 1:
@@ -253,35 +302,51 @@ def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) 
         )
         grads = tuple(g.unsqueeze(0) if g is not None else None for g in grads)
     else:
-        try:
-            grads = torch.autograd.grad(
-                outputs,
-                leaves,
-                grad_outputs=score_weights,
-                is_grads_batched=True,
-                allow_unused=True,
-            )
-        except RuntimeError:
-            # Some backward kernels have no vmap rule; fall back to one backward per score.
-            per_score = [
-                torch.autograd.grad(
-                    outputs,
-                    leaves,
-                    grad_outputs=score_weights[t],
-                    retain_graph=t < num_scores - 1,
-                    allow_unused=True,
-                )
-                for t in range(num_scores)
-            ]
-            grads = tuple(
-                torch.stack([g[i] for g in per_score]) if per_score[0][i] is not None else None
-                for i in range(len(leaves))
-            )
+        grads = _grads_of_several_scores(outputs, leaves, score_weights)
     if any(g is None for g in grads):
         raise ValueError(
-            "the model output does not depend on `layer`; is the layer on the path to the output?"
+            "the model output does not depend on `layer`: gradients are disabled between the "
+            "layer and the output (torch.no_grad() or .detach() in the model's forward), or "
+            "the layer is not on the path to the output"
         )
     return torch.cat([g.detach() for g in grads], dim=1)
+
+
+def _grads_of_several_scores(
+    outputs: Tensor, leaves: list[Tensor], score_weights: Tensor
+) -> tuple[Tensor | None, ...]:
+    """One batched (vmapped) backward of T scores, or T plain ones if an op cannot be batched.
+
+    The batched attempt retains the graph: a backward that fails half way has already freed
+    the buffers of the nodes it ran, and the fallback needs them. Any error of the fallback
+    (the model's own backward failing) propagates as it is.
+    """
+    try:
+        return torch.autograd.grad(
+            outputs,
+            leaves,
+            grad_outputs=score_weights,
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+        )
+    except Exception:  # noqa: BLE001 - no vmap rule (or the model's error, re-raised below)
+        pass
+    num_scores = score_weights.shape[0]
+    per_score = [
+        torch.autograd.grad(
+            outputs,
+            leaves,
+            grad_outputs=score_weights[t],
+            retain_graph=t < num_scores - 1,
+            allow_unused=True,
+        )
+        for t in range(num_scores)
+    ]
+    return tuple(
+        torch.stack([g[i] for g in per_score]) if per_score[0][i] is not None else None
+        for i in range(len(leaves))
+    )
 
 
 def spatial_mean(gradients: Tensor) -> Tensor:

@@ -44,12 +44,31 @@ class TwoConvNet(nn.Module):
         return self.fc(self.pool(features).flatten(1))
 
 
+class BatchNormDropoutNet(nn.Module):
+    """Conv, BatchNorm, ReLU, conv, ReLU, dropout, linear: a model whose train-mode forward
+    changes buffers (BatchNorm's running statistics) and is random (dropout)."""
+
+    def __init__(self, num_classes: int = 5, channels: int = 6) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.dropout = nn.Dropout(0.5)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = torch.relu(self.bn(self.conv1(x)))
+        features = torch.relu(self.conv2(hidden))
+        return self.fc(self.dropout(features.mean(dim=(2, 3))))
+
+
 def model_snapshot(model: nn.Module) -> dict[str, object]:
     """Everything an attribution call must leave as it found it."""
     return {
         "training": [m.training for m in model.modules()],
         "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grads": [p.grad for p in model.parameters()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "state": {name: value.detach().clone() for name, value in model.state_dict().items()},
         "hooks": [
             len(m._forward_hooks)
             + len(m._forward_pre_hooks)
@@ -62,10 +81,18 @@ def model_snapshot(model: nn.Module) -> dict[str, object]:
 
 
 def assert_untouched(before: dict[str, object], model: nn.Module) -> None:
+    """Modes, flags, ``.grad``, hooks, parameters and buffers exactly as in ``before``."""
     after = model_snapshot(model)
     assert after["training"] == before["training"]
     assert after["requires_grad"] == before["requires_grad"]
-    assert all(g is None for g in after["grads"]), "a parameter .grad was written"
+    for old, new in zip(before["grads"], after["grads"], strict=True):
+        assert (old is None) == (new is None), "a parameter .grad was written or cleared"
+        if old is not None:
+            assert torch.equal(old, new), "a parameter .grad changed"
     assert after["hooks"] == before["hooks"], "a hook was left on the model"
     for old, new in zip(before["params"], after["params"], strict=True):
         torch.testing.assert_close(old, new, rtol=0, atol=0)
+    assert after["state"].keys() == before["state"].keys()
+    for name, old in before["state"].items():
+        new = after["state"][name]
+        assert old.dtype == new.dtype and torch.equal(old, new), f"{name} changed"

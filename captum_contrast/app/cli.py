@@ -38,6 +38,39 @@ from captum_contrast.app.registry import (
 )
 
 
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1, else a one-line usage error (exit 2)."""
+    return _bounded_int(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 0, else a one-line usage error (exit 2)."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _output_dir(text: str) -> str:
+    """An argparse ``type``: a directory that can be created, checked before any work."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r} lies under {str(parent)!r}, a file")
+            break
+    return text
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
         "--arch", required=required, help="torchvision architecture (e.g. resnet50) or small-cnn"
@@ -46,18 +79,26 @@ def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
     parser.add_argument(
         "--layer", required=required, help="dotted name of the explained module, e.g. layer4"
     )
-    parser.add_argument("--num-classes", type=int, help="outputs of the model (default: inferred)")
     parser.add_argument(
-        "--resize", type=int, help="resize the shorter side (default 256; 32 for small-cnn)"
+        "--num-classes", type=_positive_int, help="outputs of the model (default: inferred)"
     )
-    parser.add_argument("--crop", type=int, help="center crop (default 224; 32 for small-cnn)")
+    parser.add_argument(
+        "--resize",
+        type=_positive_int,
+        help="resize the shorter side (default 256; 32 for small-cnn)",
+    )
+    parser.add_argument(
+        "--crop", type=_positive_int, help="center crop (default 224; 32 for small-cnn)"
+    )
     parser.add_argument(
         "--no-normalize",
         action="store_true",
         help="feed [0, 1] pixels without the ImageNet mean/std step",
     )
-    parser.add_argument("--opti-iters", type=int, default=100, help="OptiCAM Adam steps (100)")
-    parser.add_argument("--out", help="output directory")
+    parser.add_argument(
+        "--opti-iters", type=_non_negative_int, default=100, help="OptiCAM Adam steps (100)"
+    )
+    parser.add_argument("--out", type=_output_dir, help="output directory")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"captum-contrast {__version__}")
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="train a small CNN offline, explain and evaluate it")
-    demo.add_argument("--out", default="./captum_contrast_demo", help="output directory")
+    demo.add_argument(
+        "--out", type=_output_dir, default="./captum_contrast_demo", help="output directory"
+    )
     demo.add_argument(
         "--quick",
         action="store_true",
@@ -83,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(METHODS),
         help="repeatable (default: contrast-grad-cam)",
     )
-    explain.add_argument("--target", type=int, help="class to explain (default: predicted)")
+    explain.add_argument(
+        "--target", type=_non_negative_int, help="class to explain (default: predicted)"
+    )
     explain.add_argument("images", nargs="+", help="image files")
 
     evaluate = commands.add_parser("evaluate", help="score methods with metrics over a dataset")
@@ -101,9 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="classes explained (default: detections for canvases, else predicted)",
     )
     evaluate.add_argument(
-        "--canvases", type=int, default=64, help="number of canvases with --data canvases (64)"
+        "--canvases",
+        type=_positive_int,
+        default=64,
+        help="number of canvases with --data canvases (64)",
     )
-    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--no-progress", action="store_true")
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from captum_contrast._engine import (
     forward_layer,
     weighted_activations,
 )
-from captum_contrast._model import check_layer
+from captum_contrast._model import check_layer, explained_in_eval_mode, owning_module
 
 
 class LayerContrastAttribution(LayerAttribution, GradientAttribution):
@@ -34,6 +35,16 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     as Grad-CAM does; ``False`` for :class:`DifferenceSalience`, whose map is signed (the
     true class against the other); OptiCAM has none, since its map is a convex combination
     of the activations. Captum's ``LayerGradCam`` defaults to ``False``.
+
+    The model is left as it was found, whatever the call does or raises: parameters and
+    buffers bit for bit, hooks, ``requires_grad`` flags, ``.grad`` and modes. A model in
+    ``train()`` mode is explained in eval mode, with a warning, and its flags are restored
+    afterwards: a training-mode forward would update BatchNorm's running statistics and
+    draw new dropout masks. (Only the modules of ``forward_func`` when it is a module or a
+    bound method of one, else those of ``layer``; put a model hidden in a plain function in
+    eval mode yourself.) Every subclass's ``attribute`` gets this through
+    ``__init_subclass__``. Calls from several threads on one shared model are safe and give
+    the maps sequential calls give.
 
     Args:
         forward_func: The model, or any function returning ``(batch, classes)`` outputs.
@@ -58,6 +69,11 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         >>> ContrastGradCAM(model, model[0]).attribute(x, 0).shape == LayerGradCam(model, model[0]).attribute(x, 0).shape
         True
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "attribute" in cls.__dict__:
+            cls.attribute = _in_eval_mode(cls.__dict__["attribute"])
 
     def __init__(
         self,
@@ -100,3 +116,15 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         if relu_attributions:
             attributions = F.relu(attributions)
         return (attributions, channel_weights) if return_weights else attributions
+
+
+def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
+    """``attribute`` run with the explained model in eval mode (see the class docstring)."""
+
+    @functools.wraps(attribute)
+    def wrapped(self: LayerContrastAttribution, *args: Any, **kwargs: Any) -> Any:
+        model = owning_module(self.forward_func) or self.layer
+        with explained_in_eval_mode(model, type(self).__name__):
+            return attribute(self, *args, **kwargs)
+
+    return wrapped

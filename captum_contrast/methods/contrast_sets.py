@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from captum_contrast._model import model_device
+from captum_contrast._model import explained_in_eval_mode, model_device, owning_module
 from captum_contrast._targets import as_class_indices, check_class_range, top_other_classes
 
 
@@ -21,8 +22,9 @@ def confusion_matrix(
 ) -> Tensor:
     """Confusion matrix of ``model`` over ``data_loader``: rows true class, columns predicted.
 
-    Batches are ``(inputs, labels, ...)`` tuples or lists, as torchvision datasets yield. The
-    model's train/eval mode is left as it is; run it in eval mode for a held-out split.
+    Batches are ``(inputs, labels, ...)`` tuples or lists, as torchvision datasets yield. A
+    model found in training mode is run in eval mode, with a warning, and its modes are
+    restored: a training-mode forward would update its BatchNorm statistics.
 
     Returns:
         A ``(num_classes, num_classes)`` LongTensor of counts, on the CPU.
@@ -38,7 +40,9 @@ def confusion_matrix(
     """
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)
-    with torch.no_grad():
+    owner = owning_module(model)
+    in_eval = explained_in_eval_mode(owner, "confusion_matrix") if owner else nullcontext()
+    with in_eval, torch.no_grad():
         for batch in data_loader:
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")

@@ -13,7 +13,7 @@ from captum._utils.common import _expand_additional_forward_args, _format_additi
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_contrast._engine import format_inputs, weighted_activations
+from captum_contrast._engine import check_gradients_enabled, format_inputs, weighted_activations
 from captum_contrast._model import model_device
 from captum_contrast._targets import TargetType, resolve_target
 from captum_contrast.methods._base import LayerContrastAttribution
@@ -59,8 +59,8 @@ def objective_loss(
 
 
 def saliency(u: Tensor, activations: Tensor) -> Tensor:
-    """``S(u) = sum_k softmax(u)_k A^k`` as ``(B, 1, h, w)``."""
-    return weighted_activations(torch.softmax(u, dim=1), activations)
+    """``S(u) = sum_k softmax(u)_k A^k`` as ``(B, 1, h, w)``, in the activations' dtype."""
+    return weighted_activations(torch.softmax(u, dim=1).to(activations.dtype), activations)
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,12 @@ def optimise_u(
     try:
         for step in range(n_iter):
             losses = loss_fn(u)
+            if not losses.requires_grad:
+                raise RuntimeError(
+                    "gradients are disabled in the model's forward (torch.no_grad() or "
+                    "torch.inference_mode() inside it): OptiCAM needs the gradient of the "
+                    "masked image's score with respect to the channel weights"
+                )
             current = losses.detach()
             if early_stop == "official" and step % interval == 0:
                 if float(current.sum()) > last_checked:
@@ -230,6 +236,7 @@ class OptiCAM(LayerContrastAttribution):
             With ``return_weights``, a tuple ``(map, weights)``.
         """
         _check_arguments(objective, normalization, n_iter, lr, early_stop, preprocess)
+        check_gradients_enabled()
         formatted = format_inputs(inputs, model_device(self.forward_func))
         if len(formatted) != 1 or formatted[0].dim() != 4:
             shapes = [tuple(t.shape) for t in formatted]
@@ -254,13 +261,16 @@ class OptiCAM(LayerContrastAttribution):
             preprocess,
             extra_args,
         )
+        # u and Adam stay in float32 whatever the model's dtype: Adam's eps (1e-8) is 0 in
+        # float16, which turns the first step into 0/0; the map is cast to the model's dtype.
         u_start = torch.full(
-            activations.shape[:2], INITIAL_U, dtype=activations.dtype, device=activations.device
+            activations.shape[:2], INITIAL_U, dtype=torch.float32, device=activations.device
         )
         with torch.enable_grad():
             u_star = optimise_u(loss_fn, u_start, n_iter, lr, early_stop, show_progress)
         attributions = saliency(u_star, activations)
-        return (attributions, torch.softmax(u_star, dim=1)) if return_weights else attributions
+        weights = torch.softmax(u_star, dim=1).to(activations.dtype)
+        return (attributions, weights) if return_weights else attributions
 
 
 def _check_arguments(

@@ -32,7 +32,7 @@ from quantus.helpers.model.model_interface import ModelInterface
 from quantus.metrics.base import Metric
 from torch import Tensor
 
-from captum_contrast._model import model_device
+from captum_contrast._model import explained_in_eval_mode, model_device
 from captum_contrast.metrics._helpers import check_labels
 
 # Quantus's a_axes for a (B, 1, H, W) map over (B, C, H, W) inputs: the two spatial axes.
@@ -139,7 +139,8 @@ class CAMMetric(Metric[list[float]]):
         """Score each example; Quantus's call signature.
 
         Args:
-            model: A torch model in eval mode returning logits ``(B, classes)``.
+            model: A torch model returning logits ``(B, classes)``; one in training mode is
+                scored in eval mode, with a warning, and its modes are restored afterwards.
             x_batch: Images ``(B, C, H, W)`` (or channel-last, see ``channel_first``).
             y_batch: One class index per example: the class each map explains.
             a_batch: Maps ``(B, 1, h, w)`` or ``(B, h, w)``; ``None`` computes them with
@@ -159,28 +160,36 @@ class CAMMetric(Metric[list[float]]):
         Returns:
             One score per example (or their aggregate with ``return_aggregate``).
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
         if softmax:
             warnings.warn(
                 f"{type(self).__name__} ignores softmax=True: it applies its own "
                 "probability to the model's logits",
                 stacklevel=2,
             )
-        return super().__call__(
-            model=model,
-            x_batch=x_batch,
-            y_batch=y_batch,
-            a_batch=a_batch,
-            s_batch=s_batch,
-            custom_batch=None,
-            channel_first=channel_first,
-            explain_func=explain_func,
-            explain_func_kwargs=explain_func_kwargs,
-            model_predict_kwargs=model_predict_kwargs,
-            softmax=False,
-            device=device,
-            batch_size=batch_size,
-            **kwargs,
-        )
+        if model is None:
+            raise ValueError(f"{type(self).__name__} needs `model`; got None")
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        # A training-mode forward would update BatchNorm statistics: scored in eval mode.
+        with explained_in_eval_mode(model, type(self).__name__):
+            return super().__call__(
+                model=model,
+                x_batch=x_batch,
+                y_batch=y_batch,
+                a_batch=a_batch,
+                s_batch=s_batch,
+                custom_batch=None,
+                channel_first=channel_first,
+                explain_func=explain_func,
+                explain_func_kwargs=explain_func_kwargs,
+                model_predict_kwargs=model_predict_kwargs,
+                softmax=False,
+                device=device,
+                batch_size=batch_size,
+                **kwargs,
+            )
 
     def general_preprocess(  # type: ignore[override]
         self,
@@ -202,9 +211,10 @@ class CAMMetric(Metric[list[float]]):
         if model is None:
             raise ValueError(f"{type(self).__name__} needs `model`; got None")
         x_batch = np.asarray(x_batch)
-        if x_batch.ndim != 4:
+        if x_batch.ndim != 4 or len(x_batch) == 0 or x_batch.dtype.kind not in "iuf":
             raise ValueError(
-                f"`x_batch` must hold images (B, C, H, W) or (B, H, W, C), got shape {x_batch.shape}"
+                "`x_batch` must hold at least one image (B, C, H, W) or (B, H, W, C) of numbers, "
+                f"got shape {x_batch.shape} and dtype {x_batch.dtype}"
             )
         if not isinstance(channel_first, bool):
             channel_first = utils.infer_channel_first(x_batch)

@@ -7,6 +7,7 @@ loop over examples). The metric classes in the sibling modules import them from 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -23,25 +24,31 @@ Activation = Literal["softmax", "sigmoid"]
 
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator`` elementwise, and 0 where the denominator is <= 0.
+    """``numerator / denominator`` elementwise, 0 where the denominator is <= 0, NaN for NaN.
 
     The relative drops of the metrics (``[p - o]_+ / p``) divide by a probability, which
     can underflow to 0; the ratio is then 0 rather than NaN or infinity, and no
-    division warning is raised.
+    division warning is raised. A NaN probability stays NaN: it is no evidence of a
+    perfect score.
 
     Example:
         >>> import numpy as np
         >>> from captum_contrast.metrics._helpers import safe_ratio
-        >>> safe_ratio(np.array([1.0, 2.0, 3.0]), np.array([4.0, 0.0, -1.0])).tolist()
-        [0.25, 0.0, 0.0]
+        >>> safe_ratio(np.array([1.0, 2.0, 3.0, 1.0]), np.array([4.0, 0.0, -1.0, np.nan])).tolist()
+        [0.25, 0.0, 0.0, nan]
     """
     positive = denominator > 0
-    return np.where(positive, numerator / np.where(positive, denominator, 1.0), 0.0)
+    ratio = np.where(positive, numerator / np.where(positive, denominator, 1.0), 0.0)
+    return np.where(np.isnan(numerator) | np.isnan(denominator), np.nan, ratio)
 
 
 def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
     """``y_batch`` as a ``(B,)`` integer array, or a ValueError naming it."""
     labels = np.asarray(y_batch)
+    if labels.dtype.kind not in "iuf":  # strings, objects, booleans: not class indices
+        raise ValueError(
+            f"`y_batch` must hold integer class indices, got an array of dtype {labels.dtype}"
+        )
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1 or len(labels) != batch_size:
@@ -50,7 +57,7 @@ def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
             f"got shape {labels.shape}"
         )
     if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
+        if not np.all(np.isfinite(labels)) or not np.all(np.equal(np.mod(labels, 1), 0)):
             raise ValueError(f"`y_batch` must hold integer class indices, got {labels[:5]}")
         labels = labels.astype(np.int64)
     return labels
@@ -106,12 +113,39 @@ def saliency_masks(
 
 
 def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activation) -> np.ndarray:
-    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits."""
+    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits.
+
+    An example whose logits are not all finite (a NaN or infinite pixel, a float16
+    overflow) gets a row of NaN, with a warning, so every metric scores it NaN; softmax
+    would otherwise turn a single infinite logit into a confident-looking distribution.
+    """
     x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
-    logits = np.asarray(model.predict(x_input), dtype=np.float64)
+    try:
+        predicted = model.predict(x_input)
+    except AttributeError as error:  # Quantus reads .requires_grad/.cpu() off the output
+        raise ValueError(
+            "`model` must return a (batch, classes) tensor of logits (not a dict or a tuple); "
+            f"reading its output failed with AttributeError: {error}"
+        ) from None
+    logits = np.asarray(predicted, dtype=np.float64)
     if logits.ndim != 2 or len(logits) != len(x_batch):
         raise ValueError(f"the model must return (batch, classes) logits, got shape {logits.shape}")
-    return softmax(logits, axis=1) if activation == "softmax" else expit(logits)
+    probs = softmax(logits, axis=1) if activation == "softmax" else expit(logits)
+    broken = ~finite_rows(logits)
+    if broken.any():
+        warnings.warn(
+            f"the model returned NaN or infinite logits for {int(broken.sum())} of {len(logits)} "
+            "examples (non-finite pixels in x_batch, or an overflow); they score NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        probs[broken] = np.nan
+    return probs
+
+
+def finite_rows(values: np.ndarray) -> np.ndarray:
+    """``(B,)`` True where row ``b`` of a ``(B, ...)`` array holds only finite values."""
+    return np.isfinite(values).reshape(len(values), -1).all(axis=1)
 
 
 def masked_probabilities(
@@ -126,13 +160,15 @@ def masked_probabilities(
     """Probabilities of ``x`` and of ``s * x`` (or ``(1 - s) * x``), two batched forwards.
 
     Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
-    masking with ``s`` = :func:`saliency_masks`, and which maps were finite.
+    masking with ``s`` = :func:`saliency_masks`, and which examples have a finite map and
+    finite probabilities (the others must score NaN).
     """
     masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
     original = probabilities(model, x_batch, activation)
     check_classes(y_batch, original.shape[1])
     kept = (1 - masks) if complement else masks
-    return original, probabilities(model, x_batch * kept, activation), valid
+    masked = probabilities(model, x_batch * kept, activation)
+    return original, masked, valid & finite_rows(original) & finite_rows(masked)
 
 
 def pixel_ranks(maps: Tensor) -> Tensor:

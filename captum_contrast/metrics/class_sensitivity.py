@@ -12,6 +12,7 @@ from quantus.helpers.model.model_interface import ModelInterface
 from captum_contrast.metrics._base import CAMMetric
 from captum_contrast.metrics._helpers import (
     check_percent,
+    finite_rows,
     maps_at_input,
     pixel_ranks,
     probabilities,
@@ -154,4 +155,5 @@ class ClassSensitivity(CAMMetric):
                 self.explain_batch(model, x_batch[redo], top_two[redo, 0]), size
             )
         second_maps = _at_input(self.explain_batch(model, x_batch, top_two[:, 1]), size)
-        return top_k_agreement(first_maps, second_maps, self.top_k).tolist()
+        scores = top_k_agreement(first_maps, second_maps, self.top_k)
+        return np.where(finite_rows(probs), scores, np.nan).tolist()

@@ -14,6 +14,7 @@ from captum_contrast.metrics._helpers import (
     check_percent,
     constant_maps,
     finite_maps,
+    finite_rows,
     maps_at_input,
     pixel_ranks,
     probabilities,
@@ -122,4 +123,5 @@ class ConfidenceDrop(CAMMetric):
         rows = np.arange(len(x_batch))
         p, p_ablated = before[rows, y_batch], after[rows, y_batch]
         scores = safe_ratio(np.maximum(p - p_ablated, 0.0), p)
+        valid &= finite_rows(before) & finite_rows(after)
         return np.where(valid, scores, np.nan).tolist()

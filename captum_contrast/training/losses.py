@@ -87,7 +87,12 @@ class SalienceLoss(nn.Module):
             logits: ``(B, 2)`` classifier outputs for cross-entropy.
             features: ``(B, K, h, w)``, the maps fed to global average pooling.
             labels: ``(B,)`` class indices in {0, 1} (integer, bool, or 0./1. floats).
-            human_maps: ``(B, H, W)`` or ``(B, 1, H, W)`` human salience, any resolution.
+            human_maps: ``(B, H, W)`` or ``(B, 1, H, W)`` human salience, any resolution;
+                finite values (NaN or infinity raise a ValueError).
+
+        Raises:
+            ValueError: For an empty batch, labels outside {0, 1}, non-finite human maps or
+                shapes that do not match.
         """
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != 2:
             raise ValueError(f"`logits` must be a (B, 2) tensor, got {describe_shape(logits)}")
@@ -95,6 +100,9 @@ class SalienceLoss(nn.Module):
             raise ValueError(
                 f"`features` must be (B, K, h, w) with B = {len(logits)}, got {describe_shape(features)}"
             )
+        if len(logits) == 0:
+            # A mean over no example is NaN, and one NaN step ruins every weight: refuse.
+            raise ValueError("the batch is empty: `logits` has no example (shape (0, 2))")
         labels = _check_labels(labels, len(logits)).to(logits.device)
         if self.use_relu_features:
             features = F.relu(features)
@@ -325,6 +333,13 @@ def _human_targets(
         raise ValueError(
             f"`human_maps` must be a real (B, H, W) or (B, 1, H, W) tensor with B = {batch_size}, "
             f"got {describe_shape(human_maps)}"
+        )
+    non_finite = ~torch.isfinite(human_maps).flatten(1).all(dim=1)
+    if bool(non_finite.any()):
+        # Labels are checked; maps must be too: one NaN pixel makes every weight NaN in a step.
+        raise ValueError(
+            "`human_maps` holds NaN or infinite values in examples "
+            f"{non_finite.nonzero().flatten().tolist()[:5]}; clean or drop them"
         )
     human_maps = human_maps.to(device=device, dtype=dtype)
     if human_maps.shape[-2:] != size:
