@@ -9,13 +9,20 @@ import pytest
 from nbclient import NotebookClient
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
-NAMES = ["01_contrast_grad_cam", "02_minmax_cam", "03_opti_cam", "04_salience_training"]
+NAMES = [
+    "01_contrast_grad_cam",
+    "02_minmax_cam",
+    "03_opti_cam",
+    "04_salience_training",
+    "05_real_photos",
+]
 # A line each notebook prints when its check holds (a False would mean the check failed).
 EXPECTED = {
     "01_contrast_grad_cam": "same as above: True",
     "02_minmax_cam": "CAM form == 64 x gradient form: True",
     "03_opti_cam": "they sum to 1: True",
     "04_salience_training": "AUROC test",
+    "05_real_photos": "DifferenceSalience == Grad-CAM(happy) - Grad-CAM(surprise): True",
 }
 
 
