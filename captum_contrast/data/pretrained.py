@@ -56,6 +56,11 @@ class PretrainedModel:
         class_names: The name of each output.
         layer: Dotted name of the layer to explain (``captum_contrast._model.resolve_layer``).
         source: Where the weights come from and under which licence.
+
+    Example:
+        >>> net = face_model()
+        >>> net.model(net.preprocess(np.zeros((48, 48, 3), np.uint8))[None]).shape
+        torch.Size([1, 2])
     """
 
     model: nn.Module
@@ -198,6 +203,10 @@ class MiniXception(nn.Module):
     (16, 32, 64, 128 channels; a 64 px input gives 4x4 maps at ``blocks.3``);
     ``classifier``: a 3x3 conv to one map per emotion, averaged over space. The Keras model's
     final softmax is left out so the outputs are logits.
+
+    Example:
+        >>> MiniXception()(torch.zeros(2, 1, 64, 64)).shape
+        torch.Size([2, 7])
     """
 
     def __init__(self, num_classes: int = len(EMOTIONS)) -> None:
@@ -261,6 +270,11 @@ def convert_fer_weights(hdf5_path: str | Path) -> dict[str, Tensor]:
 
     Returns:
         The state dict (``load_state_dict(..., strict=True)`` accepts it).
+
+    Example:
+        >>> path = source_file("fer", "data/emotion_model.hdf5")  # doctest: +SKIP
+        >>> MiniXception().load_state_dict(convert_fer_weights(path))  # doctest: +SKIP
+        <All keys matched successfully>
     """
     h5py = _h5py()
     keras_layers = _mini_xception_layer_names()
@@ -310,6 +324,10 @@ class ONet(nn.Module):
     Four conv + PReLU stages (48 px in: 46, 23, 21, 10, 8, 4, then 3x3 after ``conv4``), a
     dense layer and ``dense6_1``. Parameter names are ``facenet-pytorch``'s, so its state dict
     loads once the box and landmark heads are dropped.
+
+    Example:
+        >>> ONet()(torch.zeros(2, 3, 48, 48)).shape
+        torch.Size([2, 2])
     """
 
     def __init__(self) -> None:
@@ -393,6 +411,12 @@ def source_file(package: str, relative: str) -> Path:
     Raises:
         ImportError: When the package is not installed, naming the extra to install.
         FileNotFoundError: When the package lacks the file.
+
+    Example:
+        >>> source_file("no_such_package_here", "data.bin")
+        Traceback (most recent call last):
+        ...
+        ImportError: the `no_such_package_here` package is not installed: pip install captum-contrast[examples]
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -431,6 +455,11 @@ def text_direction_model() -> PretrainedModel:
 
     Raises:
         ImportError: Without ``rapidocr-onnxruntime`` or ``onnx2torch``, naming the extra.
+
+    Example:
+        >>> net = text_direction_model()  # doctest: +SKIP
+        >>> net.class_names, net.model(net.preprocess(np.zeros((32, 200), np.uint8))[None]).shape  # doctest: +SKIP
+        (('0', '180'), torch.Size([1, 2]))
     """
     path = source_file("rapidocr_onnxruntime", TEXT_DIRECTION_ONNX)
     try:
