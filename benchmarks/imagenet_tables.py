@@ -14,10 +14,12 @@ Single process::
     python benchmarks/imagenet_tables.py --data /data/imagenet/val --arch resnet50 \\
         --weights ~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth --out imagenet_tables
 
-On N GPUs or CPU processes (batches are sharded; rank 0 writes the same tables)::
+On N GPUs or CPU processes (batches are sharded; rank 0 writes the same tables), one launch
+per table, since one launch cannot create its process group twice::
 
-    torchrun --nproc_per_node=N benchmarks/imagenet_tables.py --data ... --arch ... \\
-        --weights ... --out imagenet_tables
+    torchrun --nproc_per_node=N benchmarks/imagenet_tables.py --table case --data ... \\
+        --arch ... --weights ... --out imagenet_tables
+    torchrun --nproc_per_node=N benchmarks/imagenet_tables.py --table opti_cam ...
 
 ``--weights`` is any local state dict of the architecture, e.g. the file torchvision caches
 for ``resnet50(weights="IMAGENET1K_V1")``. Nothing is downloaded. Extra arguments after
@@ -27,6 +29,7 @@ for ``resnet50(weights="IMAGENET1K_V1")``. Nothing is downloaded. Extra argument
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -70,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, help="local state dict of --arch")
     parser.add_argument("--layer", help="default: the papers' layer for --arch")
     parser.add_argument("--out", default="imagenet_tables")
+    parser.add_argument("--table", choices=("case", "opti_cam", "both"), default="both")
     args = parser.parse_args(argv)
+    if args.table == "both" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.error("under torchrun, launch once per --table (case, then opti_cam)")
     runs = evaluate_arguments(
         args.data, args.arch, args.weights, args.out, args.layer, tuple(extra)
     )
-    for arguments in runs.values():
+    for name, arguments in runs.items():
+        if args.table not in ("both", name):
+            continue
         code = cli_main(arguments)
         if code:
             return code
