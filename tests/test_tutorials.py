@@ -17,6 +17,7 @@ EXPECTED = {
     "02_minmax_cam": "CAM form == 64 x gradient form: True",
     "03_opti_cam": "they sum to 1: True",
     "04_salience_training": "AUROC test",
+    "05_real_photos": "DifferenceSalience == Grad-CAM(happy) - Grad-CAM(surprise): True",
 }
 
 
