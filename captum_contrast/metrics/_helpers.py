@@ -128,11 +128,34 @@ def masked_probabilities(
     Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
     masking with ``s`` = :func:`saliency_masks`, and which maps were finite.
     """
+    original, (masked,), valid = masked_variants(
+        model, x_batch, y_batch, a_batch, normalization, activation, (complement,)
+    )
+    return original, masked, valid
+
+
+def masked_variants(
+    model: ModelInterface,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    a_batch: np.ndarray,
+    normalization: Normalization,
+    activation: Activation,
+    complements: tuple[bool, ...],
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Probabilities of ``x`` and of each masked input, one batched forward each.
+
+    ``complements[i]`` says whether variant ``i`` keeps ``(1 - s) * x`` rather than
+    ``s * x``. Returns ``(original, [variant probabilities], valid)``.
+    """
     masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
     original = probabilities(model, x_batch, activation)
     check_classes(y_batch, original.shape[1])
-    kept = (1 - masks) if complement else masks
-    return original, probabilities(model, x_batch * kept, activation), valid
+    variants = [
+        probabilities(model, x_batch * ((1 - masks) if complement else masks), activation)
+        for complement in complements
+    ]
+    return original, variants, valid
 
 
 def pixel_ranks(maps: Tensor) -> Tensor:
