@@ -21,6 +21,8 @@ from captum_contrast._model import model_device
 from captum_contrast.app.distributed import Session
 from captum_contrast.app.registry import METRICS, check_names, explain, explain_func
 from captum_contrast.app.tables import Record, summarise, write_tables
+from captum_contrast.metrics import masking_scores
+from captum_contrast.metrics.shared import MULTI_LABEL, SINGLE_LABEL
 
 
 def batch_targets(
@@ -86,18 +88,18 @@ def evaluate(
         for name in methods:
             kwargs = dict((method_kwargs or {}).get(name, {}))
             maps = explain(name, model, layer, x_batch, y_batch, **kwargs).numpy()
-            scores = {
-                metric: _score(
-                    metric,
-                    model,
-                    x_batch,
-                    y_batch,
-                    maps,
-                    object_masks,
-                    explain_func(name, model, layer, **kwargs),
-                )
-                for metric in metrics
-            }
+            scores = _shared_scores(metrics, model, x_batch, y_batch, maps)
+            for metric in metrics:
+                if metric not in scores:
+                    scores[metric] = _score(
+                        metric,
+                        model,
+                        x_batch,
+                        y_batch,
+                        maps,
+                        object_masks,
+                        explain_func(name, model, layer, **kwargs),
+                    )
             for row, (index, label) in enumerate(zip(rows.tolist(), classes.tolist(), strict=True)):
                 records.append(
                     Record(
@@ -118,6 +120,33 @@ def _object_masks(items: list[Any], rows: Tensor, classes: Tensor, needed: bool)
         raise ValueError("every dataset item must carry object masks: (image, label, masks)")
     masks = torch.stack([torch.as_tensor(item[2]) for item in items])  # (B, 1 or C, H, W)
     return masks[rows, 0] if masks.shape[1] == 1 else masks[rows, classes]
+
+
+def _shared_scores(
+    metrics: Sequence[str], model: nn.Module, x_batch: Tensor, y_batch: Tensor, maps: np.ndarray
+) -> dict[str, Any]:
+    """The masking metrics asked for, two or more of a family, from shared forwards.
+
+    :func:`captum_contrast.metrics.masking_scores` gives the metric classes' own numbers,
+    from one forward per input variant instead of two per metric.
+    """
+    scores: dict[str, Any] = {}
+    for multilabel, family in ((False, SINGLE_LABEL), (True, MULTI_LABEL)):
+        names = {cls.cli_name: cls.short_name for cls in family}
+        asked = [metric for metric in metrics if metric in names]
+        if len(asked) < 2:
+            continue  # one metric alone costs the same through its class
+        shared = masking_scores(
+            model,
+            x_batch.detach().cpu().numpy(),
+            y_batch.cpu().numpy(),
+            maps,
+            multilabel=multilabel,
+            device=str(x_batch.device),
+            batch_size=len(x_batch),
+        )
+        scores.update({metric: shared[names[metric]] for metric in asked})
+    return scores
 
 
 def _score(

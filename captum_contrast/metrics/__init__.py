@@ -36,6 +36,7 @@ from captum_contrast.metrics.multilabel import (
     MultiLabelIncreaseInConfidence,
     detections,
 )
+from captum_contrast.metrics.shared import masking_scores
 from captum_contrast.metrics.stats import (
     harmonic_mean,
     multilabel_macro_scores,
@@ -136,6 +137,7 @@ __all__ = [
     "gain_scores",
     "harmonic_mean",
     "increase_scores",
+    "masking_scores",
     "multilabel_macro_scores",
     "paired_ttest",
     "register_with_quantus",

@@ -163,12 +163,37 @@ def masked_probabilities(
     masking with ``s`` = :func:`saliency_masks`, and which examples have a finite map and
     finite probabilities (the others must score NaN).
     """
+    original, (masked,), valid = masked_variants(
+        model, x_batch, y_batch, a_batch, normalization, activation, (complement,)
+    )
+    return original, masked, valid
+
+
+def masked_variants(
+    model: ModelInterface,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    a_batch: np.ndarray,
+    normalization: Normalization,
+    activation: Activation,
+    complements: tuple[bool, ...],
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Probabilities of ``x`` and of each masked input, one batched forward each.
+
+    ``complements[i]`` says whether variant ``i`` keeps ``(1 - s) * x`` rather than
+    ``s * x``. Returns ``(original, [variant probabilities], valid)``.
+    """
     masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
     original = probabilities(model, x_batch, activation)
     check_classes(y_batch, original.shape[1])
-    kept = (1 - masks) if complement else masks
-    masked = probabilities(model, x_batch * kept, activation)
-    return original, masked, valid & finite_rows(original) & finite_rows(masked)
+    variants = [
+        probabilities(model, x_batch * ((1 - masks) if complement else masks), activation)
+        for complement in complements
+    ]
+    finite = finite_rows(original)
+    for variant in variants:
+        finite &= finite_rows(variant)
+    return original, variants, valid & finite
 
 
 def pixel_ranks(maps: Tensor) -> Tensor:

@@ -94,17 +94,35 @@ class _MultiLabelMasking(CAMMetric):
         raise NotImplementedError
 
     def _own_drop(self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(labels))
-        own, after = original[rows, labels], masked[rows, labels]
-        return safe_ratio(np.maximum(own - after, 0.0), own)
+        return own_drops(original, masked, labels)
 
     def _others_drop(
         self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray
     ) -> np.ndarray:
-        others = original > self.threshold
-        others[np.arange(len(labels)), labels] = False
-        drops = safe_ratio(np.maximum(original - masked, 0.0), original)
-        return (drops * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
+        return others_drops(original, masked, labels, self.threshold)
+
+
+def increases(original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per example, 1 where label ``c``'s probability rose strictly after masking (IC)."""
+    rows = np.arange(len(labels))
+    return (original[rows, labels] < masked[rows, labels]).astype(np.float64)
+
+
+def own_drops(original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per example, label ``c``'s relative drop ``[Y_c - O_c]_+ / Y_c`` (AD, AR)."""
+    rows = np.arange(len(labels))
+    own, after = original[rows, labels], masked[rows, labels]
+    return safe_ratio(np.maximum(own - after, 0.0), own)
+
+
+def others_drops(
+    original: np.ndarray, masked: np.ndarray, labels: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Per example, the other detections' mean relative drop, 0 without any (ADO, ARO)."""
+    others = original > threshold
+    others[np.arange(len(labels)), labels] = False
+    drops = safe_ratio(np.maximum(original - masked, 0.0), original)
+    return (drops * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
 
 
 class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
@@ -177,8 +195,7 @@ class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
     multilabel = True
 
     def _score(self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(labels))
-        return (original[rows, labels] < masked[rows, labels]).astype(np.float64)
+        return increases(original, masked, labels)
 
 
 class MultiLabelAverageDrop(_MultiLabelMasking):

@@ -60,6 +60,36 @@ def test_shards_of_two_ranks_together_are_the_single_process_records(tiny, canva
     assert len(whole) == 2 * len(canvases)
 
 
+@pytest.mark.parametrize(
+    "targets,metrics",
+    [
+        ("predicted", ["average-drop", "average-gain", "average-increase"]),
+        ("detections", ["ml-increase", "ml-drop", "ml-drop-others", "ml-retention"]),
+    ],
+)
+def test_shared_forward_scores_are_each_metrics_own(tiny, canvases, targets, metrics) -> None:
+    options = {"targets": targets, "batch_size": 6, "progress": False}
+    together = evaluate(tiny, tiny.features, canvases, ["grad-cam"], metrics, **options)
+    calls = []
+    handle = tiny.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        alone = {
+            m: evaluate(tiny, tiny.features, canvases, ["grad-cam"], [m], **options)
+            for m in metrics
+        }
+        per_metric = len(calls)
+        calls.clear()
+        evaluate(tiny, tiny.features, canvases, ["grad-cam"], metrics, **options)
+    finally:
+        handle.remove()
+    for metric in metrics:
+        assert [r.scores[metric] for r in together] == [r.scores[metric] for r in alone[metric]]
+    assert len(together) > 0
+    # Per batch: explain + targets forwards, then 2 (single-label) or 3 (multi-label) shared
+    # forwards where the classes take 2 per metric.
+    assert calls and len(calls) < per_metric
+
+
 def test_unknown_metric_is_rejected(tiny, canvases) -> None:
     with pytest.raises(ValueError, match="unknown"):
         evaluate(tiny, tiny.features, canvases, ["grad-cam"], ["pointing-game"])

@@ -11,7 +11,16 @@ from captum.attr import LayerAttribution
 from torch import Tensor, nn
 from torchvision.models import vit_b_16
 
-from captum_contrast.methods.opti_cam import OptiCAM, OptiCAMLoss, objective_loss, optimise_u
+from captum_contrast.methods.opti_cam import (
+    PRESETS,
+    OptiCAM,
+    OptiCAMLoss,
+    cosine_lr,
+    grad_cam_start,
+    objective_loss,
+    optimise_u,
+    resolve_recipe,
+)
 from captum_contrast.normalization import normalize
 from captum_contrast.transforms import vit_reshape_transform
 from tests.helpers import assert_untouched, model_snapshot
@@ -330,6 +339,7 @@ def test_leaves_the_model_untouched(tiny: TinyNet) -> None:
         cam.attribute(_images(), objective=objective, n_iter=2)
     with torch.no_grad():
         cam.attribute(_images(), n_iter=2)
+    cam.attribute(_images(), preset="fast", n_iter=2)  # its Grad-CAM backward writes no .grad
     assert_untouched(before, tiny)
 
     def failing(x: Tensor) -> Tensor:
@@ -464,3 +474,105 @@ def test_bad_inputs(tiny: TinyNet) -> None:
         cam.attribute((_images(), _images()))
     single = cam.attribute((_images(),), n_iter=1)
     torch.testing.assert_close(single, cam.attribute(_images(), n_iter=1))
+
+
+# ---- presets -------------------------------------------------------------------------------
+
+# softmax(u*) of the paper's search on the tiny net, recorded before presets existed.
+PAPER_WEIGHTS = [
+    [3.57379528639456656e-01, 4.53224853553899944e-03, 8.41774108695870493e-02, 5.53910811955417359e-01],
+    [3.08442962662350316e-03, 5.72787592199663353e-01, 4.16996681909118705e-01, 7.13129626459449266e-03],
+    [1.07570971073878011e-03, 9.65914127173036929e-01, 6.98858484665331207e-04, 3.23113046315590194e-02],
+]  # fmt: skip
+
+
+def test_paper_preset_gives_the_numbers_of_before(tiny: TinyNet) -> None:
+    cam, images = OptiCAM(tiny, tiny.features), _images(3, seed=4)
+    default = cam.attribute(images, target=[0, 2, 1], return_weights=True)[1]
+    paper = cam.attribute(images, target=[0, 2, 1], preset="paper", return_weights=True)[1]
+    expected = torch.tensor(PAPER_WEIGHTS, dtype=torch.float64)
+    torch.testing.assert_close(default, expected, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(paper, default, rtol=0, atol=0)
+
+
+def _grad_cam_alpha(model: TinyNet, images: Tensor, targets: Tensor) -> Tensor:
+    activations = model.features(images).detach().requires_grad_(True)
+    logits = model.head(activations)
+    (grads,) = torch.autograd.grad(logits[torch.arange(len(targets)), targets].sum(), activations)
+    return grads.mean(dim=(2, 3))
+
+
+def test_fast_preset_starts_from_the_grad_cam_weights(tiny: TinyNet) -> None:
+    images, targets = _images(3, seed=4), torch.tensor([0, 2, 1])
+    weights = OptiCAM(tiny, tiny.features).attribute(
+        images, target=targets, preset="fast", n_iter=0, return_weights=True
+    )[1]
+    alpha = _grad_cam_alpha(tiny, images, targets)
+    z = (alpha - alpha.mean(1, keepdim=True)) / alpha.std(1, unbiased=False, keepdim=True)
+    torch.testing.assert_close(weights, torch.softmax(z, dim=1))  # GRAD_CAM_SCALE = 1
+    # A constant alpha has no order to keep: the paper's flat start.
+    assert grad_cam_start(torch.full((2, 5), 3.0)).abs().max() == 0
+    torch.testing.assert_close(
+        grad_cam_start(torch.tensor([[0.0, 2.0]]), 3.0), torch.tensor([[-3.0, 3.0]])
+    )
+
+
+def test_fast_preset_returns_each_examples_best_iterate(tiny: TinyNet) -> None:
+    images, targets = _images(4, seed=2), torch.tensor([0, 1, 2, 0])
+    cam = OptiCAM(tiny, tiny.features)
+    weights = cam.attribute(images, target=targets, preset="fast", return_weights=True)[1]
+    loss_fn = _loss_fn(tiny, images, "mask", "range")
+    loss_fn = OptiCAMLoss(
+        tiny, images, loss_fn.activations, targets,
+        tiny(images).detach()[torch.arange(4), targets],
+    )  # fmt: skip
+    start = grad_cam_start(_grad_cam_alpha(tiny, images, targets))
+    seen = []
+    recording = lambda u: seen.append(loss_fn(u).detach()) or loss_fn(u)  # noqa: E731
+    optimise_u(recording, start, 18, 1.0, None, schedule="cosine")
+    best = torch.stack(seen).min(dim=0).values
+    torch.testing.assert_close(loss_fn(weights.log()).detach(), best)
+    assert bool((best <= seen[0]).all()) and bool((best < seen[-1]).any())
+
+
+def test_cosine_schedule() -> None:
+    assert cosine_lr(2.0, 0, 10) == 2.0
+    assert cosine_lr(2.0, 5, 10) == pytest.approx(1.0)
+    assert cosine_lr(2.0, 9, 10) == pytest.approx(1.0 + np.cos(0.9 * np.pi))
+    # Adam's first step moves every coordinate by lr; the cosine sets the second step's size.
+    loss = lambda u: (u * torch.tensor([1.0, -1.0])).sum(1)  # noqa: E731
+    start = torch.zeros(1, 2)
+    one = optimise_u(loss, start, 1, 0.5, None, schedule="cosine")
+    two = optimise_u(loss, start, 2, 0.5, None, schedule="cosine")
+    torch.testing.assert_close(one, torch.tensor([[-0.5, 0.5]]))
+    torch.testing.assert_close(two, torch.tensor([[-0.75, 0.75]]))  # 0.5 + cosine_lr(0.5, 1, 2)
+
+
+def test_explicit_keywords_override_the_preset() -> None:
+    assert resolve_recipe("paper") == PRESETS["paper"]
+    assert PRESETS["paper"].n_iter == 100 and PRESETS["paper"].lr == 0.1
+    assert PRESETS["paper"].early_stop == "paper" and PRESETS["paper"].init == "constant"
+    custom = resolve_recipe("fast", n_iter=7, lr=0.2, early_stop="paper", init="constant")
+    assert (custom.n_iter, custom.lr, custom.early_stop, custom.init) == (
+        7,
+        0.2,
+        "paper",
+        "constant",
+    )
+    assert (custom.schedule, custom.keep_best) == ("cosine", True)  # the preset's own
+    assert resolve_recipe("fast", early_stop=None).early_stop is None
+    assert resolve_recipe("paper", early_stop=None).early_stop is None
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"preset": "slow"}, "preset"),
+        ({"preset": None}, "preset"),
+        ({"init": "zero"}, "init"),
+        ({"preset": "fast", "lr": 0}, "lr"),
+    ],
+)
+def test_bad_presets(tiny: TinyNet, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        OptiCAM(tiny, tiny.features).attribute(_images(), **kwargs)
