@@ -291,7 +291,7 @@ class OptiCAM(LayerContrastAttribution):
             objective: "mask" (eq. 10, default), "diff" (eq. 19), "iomask" (A1), "iodiff" (A2).
             normalization: ``n`` applied per example after upsampling: "range", "max",
                 "sigmoid".
-            preset: The recipe (:data:`PRESETS`). "paper" (default): the paper's search,
+            preset: The recipe (a key of ``PRESETS`` in this module). "paper" (default): the paper's search,
                 ``u = 0.5``, Adam at lr 0.1, 100 steps, its early stop, the last iterate.
                 "fast": the package's recipe at about a fifth of the paper's cost: ``u``
                 starts from Grad-CAM's channel weights (one backward of the first
@@ -305,11 +305,11 @@ class OptiCAM(LayerContrastAttribution):
                 ``None``: the preset's.
             lr: Adam's (initial) learning rate; ``None``: the preset's.
             early_stop: "paper": an example stops once its loss changes by less than 1e-10;
-                "official": the reference code's batch-level check (see :func:`optimise_u`),
+                "official": the reference code's batch-level check (see ``optimise_u``),
                 which makes results depend on the batch; ``None``: all ``n_iter`` steps;
                 "preset" (default): the preset's ("paper" for "paper", ``None`` for "fast").
             init: The start of ``u``: "constant" (0.5, the paper) or "grad-cam"
-                (:func:`grad_cam_start`); ``None``: the preset's.
+                (``grad_cam_start``); ``None``: the preset's.
             preprocess: Applied to every masked batch before the model (and to ``inputs``
                 for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images.
             show_progress: Show a tqdm bar over the iterations.
