@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_contrast._engine import spatial_mean
@@ -62,6 +63,7 @@ class ContrastGradCAM(LayerContrastAttribution):
         torch.Size([2, 1, 64, 64])
     """
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
@@ -111,7 +113,9 @@ class ContrastGradCAM(LayerContrastAttribution):
                 F.one_hot(contrasts, num_classes).to(dtype).mean(dim=1),
             ]
         )
-        target_gamma, contrast_gamma = spatial_mean(forward.gradients(score_weights))
+        target_gamma, contrast_gamma = spatial_mean(
+            forward.gradients(score_weights), forward.spatial_rank
+        )
         channel_weights = project_out(target_gamma, contrast_gamma)
         return self._weighted_map(
             channel_weights, forward.activations, relu_attributions, return_weights

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from captum._utils.common import _expand_additional_forward_args, _format_additional_forward_args
+from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -25,6 +26,8 @@ OBJECTIVES: tuple[str, ...] = ("mask", "diff", "iomask", "iodiff")
 EARLY_STOPS: tuple[str | None, ...] = ("paper", "official", None)
 PAPER_TOLERANCE = 1e-10
 INITIAL_U = 0.5
+INTERPOLATION_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+"""The mask's upsampling per number of grid axes (signals, images, volumes)."""
 
 
 def objective_loss(
@@ -69,11 +72,12 @@ class OptiCAMLoss:
     additional_forward_args: tuple[Any, ...] | None = None
 
     def mask(self, u: Tensor) -> Tensor:
-        """``s = n(up(S(u)))`` at input resolution, ``(B, 1, H, W)``."""
+        """``s = n(up(S(u)))`` at input resolution, ``(B, 1, *grid)``."""
+        grid = self.images.shape[2:]
         upsampled = F.interpolate(
             saliency(u, self.activations),
-            size=self.images.shape[-2:],
-            mode="bilinear",
+            size=grid,
+            mode=INTERPOLATION_MODES[len(grid)],
             align_corners=False,
         )
         return normalize(upsampled, self.normalization)
@@ -176,6 +180,7 @@ class OptiCAM(LayerContrastAttribution):
         torch.Size([2, 1, 64, 64])
     """
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor],
@@ -195,7 +200,8 @@ class OptiCAM(LayerContrastAttribution):
         r"""Optimise the channel weights and return the saliency map.
 
         Args:
-            inputs: One image batch ``(B, C, H, W)`` (or a 1-tuple holding it); the mask
+            inputs: One batch ``(B, C, *grid)``: signals, images ``(B, C, H, W)`` or volumes
+                (or a 1-tuple holding it); the mask
                 multiplies it as given, so pass images in the space where 0 means "removed".
             target: One class per example (int, list or ``(B,)`` tensor); ``None`` explains
                 the predicted class. The paper explains the ground-truth class.
@@ -222,9 +228,12 @@ class OptiCAM(LayerContrastAttribution):
         """
         _check_arguments(objective, normalization, n_iter, lr, early_stop, preprocess)
         formatted = format_inputs(inputs, model_device(self.forward_func))
-        if len(formatted) != 1 or formatted[0].dim() != 4:
+        if len(formatted) != 1 or formatted[0].dim() - 2 not in INTERPOLATION_MODES:
             shapes = [tuple(t.shape) for t in formatted]
-            raise ValueError(f"`inputs` must be one image batch (B, C, H, W), got shapes {shapes}")
+            raise ValueError(
+                "`inputs` must be one batch (B, C, *grid) with 1 to 3 grid axes, e.g. images "
+                f"(B, C, H, W), got shapes {shapes}"
+            )
         images = formatted[0].detach()
         extra_args = _format_additional_forward_args(additional_forward_args)
         first = images if preprocess is None else preprocess(images)
@@ -234,6 +243,11 @@ class OptiCAM(LayerContrastAttribution):
         targets = resolve_target(target, forward.outputs)
         original_scores = forward.outputs.gather(1, targets.unsqueeze(1)).squeeze(1)
         activations = forward.activations.to(original_scores.device)
+        if activations.dim() != images.dim():
+            raise ValueError(
+                f"OptiCAM masks the input with the layer's maps: maps {tuple(activations.shape)} "
+                f"and inputs {tuple(images.shape)} must have the same number of grid axes"
+            )
         loss_fn = OptiCAMLoss(
             self.forward_func,
             images,

@@ -265,7 +265,7 @@ def test_quick_demo_writes_figure_and_table_and_caches_the_model(
 def test_a_layer_without_feature_maps_is_a_message(files, tmp_path, capsys) -> None:
     assert main(explain_args(files, "--layer", "fc", "--out", str(tmp_path), files["cat.png"])) == 2
     err = capsys.readouterr().err
-    assert "expected 4-D layer activations (B, K, h, w)" in err and "Traceback" not in err
+    assert "out as maps (B, K, *grid)" in err and "Traceback" not in err
 
 
 def test_no_command_prints_help(capsys) -> None:
