@@ -8,14 +8,16 @@ its shape and the input's spatial size, and returns the matching transform:
 
 - channels-first maps ``(B, K, *grid)`` (convolutions, any grid rank 1-3): no transform;
 - channels-last maps ``(B, *grid, K)`` (Swin blocks, NHWC stages): :func:`channels_last_transform`;
-- transformer tokens ``(B, p + h*w, D)`` with ``p`` prefix tokens (class, distillation,
-  register tokens; none for Hugging Face Swin): :func:`tokens_transform`.
+- transformer tokens ``(B, p + h*w, D)`` with ``p`` in :data:`PREFIX_TOKENS` prefix tokens
+  (class, distillation, register tokens; none for Hugging Face Swin): :func:`tokens_transform`.
 
 A grid *fits* the input when one stride ``f`` maps every input axis to it
-(``|grid_i - size_i / f| < 1``) and equal input sides give equal grid sides. Channels-first
-is read whenever it fits (it is PyTorch's layout, and Captum's); channels-last only when
-channels-first does not fit. When no layout fits, or several token readings do (tiny grids,
-e.g. 4x4 patches + 1 prefix token or 3x3 + 8), it raises naming the shape and the transforms
+(``|grid_i - size_i / f| < 1``), a larger input side gets no fewer cells and equal sides
+get equally many. When several readings fit (small non-square grids fit loosely), the one
+alone in having one exact stride (``H / h == W / w``, as patches give) is taken; between
+channels-first and channels-last, channels-first otherwise (PyTorch's layout, and
+Captum's). When no layout fits, or several token readings do (tiny grids,
+e.g. 2x2 patches + 1 prefix token or 1x1 + 4), it raises naming the shape and the transforms
 that fix it: it never guesses. A 1-D signal's maps are read channels-first, as Conv1d
 writes them: one axis fits any stride, so channels-last 1-D maps need
 :func:`channels_last_transform` explicitly.
@@ -26,12 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 from torch import Tensor
 
 ReshapeTransform = Callable[[Tensor], Tensor]
-MAX_PREFIX_TOKENS = 8
-"""Prefix tokens tried by :func:`infer_layout`: class, distillation and up to 8 in all."""
+PREFIX_TOKENS = (0, 1, 2, 4, 5)
+"""Prefix-token counts :func:`infer_layout` tries: none (Hugging Face Swin), a class token,
+class + distillation (DeiT), 4 registers, class + 4 registers (DINOv2, timm ``reg4``)."""
 
 
 def channels_last_transform(maps: Tensor) -> Tensor:
@@ -55,19 +59,20 @@ def tokens_transform(
 ) -> Tensor:
     """Transformer tokens ``(B, prefix_tokens + h*w, D)`` to a ``(B, D, h, w)`` grid.
 
-    The first ``prefix_tokens`` tokens (class, distillation, register tokens) are dropped.
-    Without ``height``/``width`` the grid is taken as square. Bind the arguments with
-    ``functools.partial`` to pass it as a ``reshape_transform``.
+        The first ``prefix_tokens`` tokens (class, distillation, register tokens) are dropped.
+        Without ``height``/``width`` the grid is taken as square. Bind the arguments with
+        ``functools.partial`` to pass it as a ``reshape_transform``.
 
-    Example:
-        >>> import torch
-        >>> from functools import partial
-        >>> from captum_contrast import tokens_transform
-        >>> deit_distilled = partial(tokens_transform, prefix_tokens=2)
-        >>> deit_distilled(torch.zeros(1, 2 + 14 * 14, 192)).shape
-        torch.Size([1, 192, 14, 14])
-        >>> tokens_transform(torch.zeros(1, 6 * 8, 96), prefix_tokens=0, height=6, width=8).shape
-        torch.Size([1, 96, 6, 8])
+        Example:
+            >>> import torch
+            >>> from functools import partial
+    from typing import Any
+            >>> from captum_contrast import tokens_transform
+            >>> deit_distilled = partial(tokens_transform, prefix_tokens=2)
+            >>> deit_distilled(torch.zeros(1, 2 + 14 * 14, 192)).shape
+            torch.Size([1, 192, 14, 14])
+            >>> tokens_transform(torch.zeros(1, 6 * 8, 96), prefix_tokens=0, height=6, width=8).shape
+            torch.Size([1, 96, 6, 8])
     """
     if tokens.dim() != 3:
         raise ValueError(
@@ -115,7 +120,8 @@ def grid_fits(grid: Sequence[int], spatial: Sequence[int]) -> bool:
         return False
     for i in range(len(grid)):
         for j in range(len(grid)):
-            if spatial[i] == spatial[j] and grid[i] != grid[j]:
+            # A larger side never gets fewer cells, an equal side exactly as many.
+            if spatial[i] <= spatial[j] and grid[i] > grid[j]:
                 return False
     # |g - s/f| < 1  <=>  s/(g+1) < f < s/(g-1): the intervals of every axis must meet.
     low = max(s / (g + 1) for g, s in zip(grid, spatial, strict=True))
@@ -123,10 +129,19 @@ def grid_fits(grid: Sequence[int], spatial: Sequence[int]) -> bool:
     return low < high
 
 
+def _one_stride(grid: Sequence[int], spatial: Sequence[int]) -> bool:
+    """Whether every cell has the same exact size, ``size_i / grid_i`` (as patches do)."""
+    return all(s * grid[0] == spatial[0] * g for g, s in zip(grid, spatial, strict=True))
+
+
+def _grid_of(transform: Any) -> tuple[int, int]:
+    return transform.keywords["height"], transform.keywords["width"]
+
+
 def _token_grids(num_tokens: int, spatial: Sequence[int]) -> list[tuple[int, int, int]]:
     """Every ``(prefix, h, w)`` with ``prefix + h*w = num_tokens`` whose grid fits."""
     found = []
-    for prefix in range(min(MAX_PREFIX_TOKENS, num_tokens - 1) + 1):
+    for prefix in PREFIX_TOKENS:
         patches = num_tokens - prefix
         for height in range(1, patches + 1):
             if patches % height == 0 and grid_fits((height, patches // height), spatial):
@@ -170,17 +185,25 @@ def infer_layout(shape: Sequence[int], spatial: Sequence[int] | None) -> Reshape
     candidates: list[tuple[str, ReshapeTransform | None]] = []
     if rank == len(spatial) + 2:
         # Every convolution, pooling and normalisation layer writes channels-first, so that
-        # reading is kept whenever it fits; channels-last (a permuted transformer block)
-        # only when it alone fits: a Swin stage's C channels are never one of its grid sides.
-        if grid_fits(shape[2:], spatial):
-            return None
-        if grid_fits(shape[1:-1], spatial):
+        # reading is kept when it fits, unless only the channels-last one has one exact
+        # stride (small non-square grids fit loosely both ways).
+        first, last = grid_fits(shape[2:], spatial), grid_fits(shape[1:-1], spatial)
+        if last and (
+            not first or _one_stride(shape[1:-1], spatial) > _one_stride(shape[2:], spatial)
+        ):
             return channels_last_transform
+        if first:
+            return None
     if rank == 3 and len(spatial) == 2:
         for prefix, height, width in _token_grids(shape[1], spatial):
             transform = partial(tokens_transform, prefix_tokens=prefix, height=height, width=width)
             label = f"tokens with {prefix} prefix tokens on a {height}x{width} grid"
             candidates.append((label, transform))
+    if len(candidates) > 1:
+        # Several token grids fit loosely (small non-square grids do); one whose cells
+        # all have the same exact size, as a patch embedding makes them, settles it.
+        exact = [c for c in candidates if _one_stride(_grid_of(c[1]), spatial)]
+        candidates = exact if len(exact) == 1 else candidates
     if len(candidates) == 1:
         return candidates[0][1]
     if not candidates:
