@@ -59,20 +59,19 @@ def tokens_transform(
 ) -> Tensor:
     """Transformer tokens ``(B, prefix_tokens + h*w, D)`` to a ``(B, D, h, w)`` grid.
 
-        The first ``prefix_tokens`` tokens (class, distillation, register tokens) are dropped.
-        Without ``height``/``width`` the grid is taken as square. Bind the arguments with
-        ``functools.partial`` to pass it as a ``reshape_transform``.
+    The first ``prefix_tokens`` tokens (class, distillation, register tokens) are dropped.
+    Without ``height``/``width`` the grid is taken as square. Bind the arguments with
+    ``functools.partial`` to pass it as a ``reshape_transform``.
 
-        Example:
-            >>> import torch
-            >>> from functools import partial
-    from typing import Any
-            >>> from captum_contrast import tokens_transform
-            >>> deit_distilled = partial(tokens_transform, prefix_tokens=2)
-            >>> deit_distilled(torch.zeros(1, 2 + 14 * 14, 192)).shape
-            torch.Size([1, 192, 14, 14])
-            >>> tokens_transform(torch.zeros(1, 6 * 8, 96), prefix_tokens=0, height=6, width=8).shape
-            torch.Size([1, 96, 6, 8])
+    Example:
+        >>> import torch
+        >>> from functools import partial
+        >>> from captum_contrast import tokens_transform
+        >>> deit_distilled = partial(tokens_transform, prefix_tokens=2)
+        >>> deit_distilled(torch.zeros(1, 2 + 14 * 14, 192)).shape
+        torch.Size([1, 192, 14, 14])
+        >>> tokens_transform(torch.zeros(1, 6 * 8, 96), prefix_tokens=0, height=6, width=8).shape
+        torch.Size([1, 96, 6, 8])
     """
     if tokens.dim() != 3:
         raise ValueError(
