@@ -221,7 +221,7 @@ def test_evaluate_on_an_image_folder(files, tmp_path, capsys) -> None:
 
 def test_evaluate_needs_a_model_for_an_image_folder(tmp_path, capsys) -> None:
     assert main(["evaluate", "--data", str(tmp_path)]) == 2
-    assert "--arch, --weights and --layer are required" in capsys.readouterr().err
+    assert "--arch (and its --weights) is required" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(tmp_path / "nowhere")]) == 2
     assert "neither 'canvases' nor a directory" in capsys.readouterr().err
 
