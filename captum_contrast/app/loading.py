@@ -352,7 +352,8 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
     """The last module that outputs a map whose cells all receive gradient.
 
     One forward and backward of ``example``: among modules run once whose output lays out as
-    maps (:func:`captum_contrast.transforms.infer_layout`), pooling and linear layers aside,
+    maps (:func:`captum_contrast.transforms.infer_layout`), pooling, linear, flatten and
+    permute layers aside,
     the last to finish whose gradient reaches more than one cell. That is ``layer4`` for a ResNet,
     ``features`` for VGG, DenseNet or EfficientNet, and the last block's first LayerNorm for a
     vision transformer that classifies from its class token (later tokens get no gradient).
@@ -375,7 +376,8 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
             or not output.requires_grad
             # Pooled maps and per-token projections (attention's q/k/v, MLPs) are not the
             # features a CAM explains.
-            or isinstance(module, (*POOLING, nn.Linear))
+            or isinstance(module, (*POOLING, nn.Linear, nn.Flatten))
+            or type(module).__name__ == "Permute"  # torchvision's: a rearrangement, not features
         ):
             return
         try:
