@@ -323,17 +323,17 @@ def main(argv: list[str]) -> None:
     if "--quick" in argv:
         wanted = set(FAMILIES.values())
         entries = [e for e in entries if e.source != "torchvision" or e.name in wanted]
+    # One model per family first, so that an interrupted sweep still covers every family.
+    entries.sort(key=lambda e: (e.source != "torchvision", e.name not in FAMILIES.values()))
     rows, start = [], time.perf_counter()
+    out = HERE / "results" / "model_zoo.md"
     for entry in entries:
         began = time.perf_counter()
         rows.append(check(entry))
         cells = [rows[-1].get(c, "-") for c in COLUMNS]
-        print(
-            f"{entry.source} {entry.name}: {cells} ({time.perf_counter() - began:.0f} s)",
-            flush=True,
-        )
-    out = HERE / "results" / "model_zoo.md"
-    write_table(rows, time.perf_counter() - start, out)
+        seconds = time.perf_counter() - began
+        print(f"{entry.source} {entry.name}: {cells} ({seconds:.0f} s)", flush=True)
+        write_table(rows, time.perf_counter() - start, out)  # the table so far, every model
     print(out)
 
 
