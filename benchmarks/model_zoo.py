@@ -185,8 +185,8 @@ def minmax_vs_grad_cam(results: dict) -> float | None:
         return None
     if minmax.shape != grad_cam.shape:
         return None
-    scale = grad_cam.abs().max().clamp(min=1e-12)
-    return float((minmax - grad_cam).abs().max() / scale)
+    scale = grad_cam.detach().abs().max().clamp(min=1e-12)
+    return float((minmax - grad_cam).detach().abs().max() / scale)
 
 
 def pytorch_grad_cam_cell(network: nn.Module, layer: nn.Module, images: Tensor, raw) -> str:
@@ -223,10 +223,12 @@ def _error(error: Exception) -> str:
     return f"error: {type(error).__name__}: {text[:60]}"
 
 
-def check(entry: Entry, with_grad_cam_library: bool = True, opti_iters: int = 3) -> dict:
+def check(
+    entry: Entry, with_grad_cam_library: bool = True, opti_iters: int = 3, batch: int = 2
+) -> dict:
     torch.manual_seed(0)
     network = prepare(entry.build())
-    images = torch.rand(2, 3, entry.size, entry.size)
+    images = torch.rand(batch, 3, entry.size, entry.size)
     spatial = (entry.size, entry.size)
     row: dict = {"source": entry.source, "model": entry.name, "size": entry.size}
     try:
