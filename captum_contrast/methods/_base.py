@@ -27,7 +27,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     attribute_to_layer_input=False, *, <method-specific keywords>)``: Captum's shared
     arguments come first and in Captum's order, so a positional call means what it means
     for ``LayerGradCam``; everything specific to a method is keyword-only. Maps are
-    ``(B, 1, h, w)`` at layer resolution and raw scale, as ``LayerGradCam`` returns them.
+    ``(B, 1, *grid)`` at layer resolution and raw scale, as ``LayerGradCam`` returns them.
 
     ``relu_attributions`` defaults follow each paper, and so differ by method:
     ``True`` for :class:`ContrastGradCAM` and :class:`MinMaxCAM`, whose papers ReLU the map
@@ -37,13 +37,14 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
 
     Args:
         forward_func: The model, or any function returning ``(batch, classes)`` outputs.
-        layer: The module whose output (or input) is explained; its activations must be
-            ``(B, K, h, w)``, or become so through ``reshape_transform``.
+        layer: The module whose output (or input) is explained: maps ``(B, K, *grid)``
+            with 1-3 grid axes, channels-last maps or transformer tokens (recognised from
+            the shape, see :func:`captum_contrast.transforms.infer_layout`).
         device_ids: Device IDs, needed only if ``forward_func`` applies a ``DataParallel``
             model, as in Captum.
-        reshape_transform: Turns the layer's tensor into ``(B, K, h, w)``, e.g. a vision
-            transformer's tokens ``(B, 1 + h*w, D)`` into a grid (see
-            :func:`captum_contrast.vit_reshape_transform`). It must only select and
+        reshape_transform: Turns the layer's tensor into ``(B, K, *grid)`` when the
+            automatic layout cannot tell (see :func:`captum_contrast.tokens_transform`,
+            :func:`captum_contrast.channels_last_transform`). It must only select and
             rearrange elements, because it is applied to the gradients as well.
     """
 
