@@ -325,8 +325,8 @@ def main(argv: list[str]) -> None:
     if "--quick" in argv:
         wanted = set(FAMILIES.values())
         entries = [e for e in entries if e.source != "torchvision" or e.name in wanted]
-    # One model per family, timm and HF first: an interrupted sweep still covers them all.
-    entries.sort(key=lambda e: e.source == "torchvision" and e.name not in FAMILIES.values())
+    # timm, HF, then one torchvision model per family: an interrupted sweep covers them all.
+    entries.sort(key=lambda e: (e.source == "torchvision", e.name not in FAMILIES.values()))
     rows, start = [], time.perf_counter()
     out = HERE / "results" / "model_zoo.md"
     for entry in entries:
