@@ -45,7 +45,8 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(std).reshape(1, -1, 1, 1))
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.model((inputs - self.mean) / self.std)
+        # Logits, also from models returning an object (Hugging Face), for every consumer.
+        return _model.model_logits(self.model((inputs - self.mean) / self.std))
 
 
 def architectures() -> list[str]:
@@ -306,7 +307,9 @@ def _hf_model(directory: str, normalize: bool) -> Loaded:
     std = getattr(processor, "image_std", None) or IMAGENET_STD
     size = getattr(AutoConfig.from_pretrained(directory, local_files_only=True), "image_size", 224)
     size = size if isinstance(size, int) else 224
-    model: nn.Module = Normalized(network, mean, std).eval() if normalize else network
+    if not normalize:  # still wrapped, so that the model returns logits, not an object
+        mean, std = (0.0,) * len(mean), (1.0,) * len(std)
+    model = Normalized(network, mean, std).eval()
     labels = network.config.id2label
     categories = [labels[i] for i in range(len(labels))] if labels else None
     return Loaded(model, network, categories, round(size / 0.875), size, fixed_size=True)
