@@ -115,7 +115,11 @@ def hf_entries() -> Iterator[Entry]:
     vit = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
     configs = {
         "ViT": (hf.ViTConfig, {**vit, "intermediate_size": 128, "image_size": 96}, 96),
-        "Swin": (hf.SwinConfig, {"embed_dim": 32, "depths": [1, 1, 1, 1], "image_size": 224}, 224),
+        "Swin": (
+            hf.SwinConfig,
+            {"embed_dim": 32, "depths": [1, 1, 1, 1], "num_heads": [2, 2, 2, 2], "image_size": 224},
+            224,
+        ),
         "ConvNext": (hf.ConvNextConfig, {"hidden_sizes": [16, 32, 64, 128]}, 64),
         "ResNet": (hf.ResNetConfig, {"hidden_sizes": [16, 32, 64, 128]}, 64),
     }

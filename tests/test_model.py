@@ -10,7 +10,7 @@ from captum.attr import LayerGradCam
 from torch import nn
 from torchvision.models import InceptionOutputs
 
-from captum_contrast import ContrastGradCAM
+from captum_contrast import ContrastGradCAM, OptiCAM
 from captum_contrast._model import model_logits
 from tests.helpers import TwoConvNet
 
@@ -42,6 +42,10 @@ def test_logits_objects_are_read_through() -> None:
     expected = ContrastGradCAM(model.net, model.net.relu2).attribute(images, target=[1, 2])
     got = ContrastGradCAM(model, model.net.relu2).attribute(images, target=[1, 2])
     torch.testing.assert_close(got, expected)
+    opti = OptiCAM(model, model.net.relu2).attribute(images, target=[1, 2], n_iter=2)
+    torch.testing.assert_close(
+        opti, OptiCAM(model.net, model.net.relu2).attribute(images, target=[1, 2], n_iter=2)
+    )
     assert model_logits(HFStyle(logits=torch.ones(2, 3))).shape == (2, 3)
     reference = LayerGradCam(model.net, model.net.relu2).attribute(images, 1)
     assert reference.abs().sum() > 0

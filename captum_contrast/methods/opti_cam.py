@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_contrast._engine import format_inputs, weighted_activations
-from captum_contrast._model import model_device
+from captum_contrast._model import model_device, model_logits
 from captum_contrast._targets import TargetType, resolve_target
 from captum_contrast.methods._base import LayerContrastAttribution
 from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
@@ -94,7 +94,7 @@ class OptiCAMLoss:
             extra_args = _expand_additional_forward_args(extra_args, 2)
         if self.preprocess is not None:
             batch = self.preprocess(batch)
-        outputs = self.forward_func(batch, *(extra_args or ()))
+        outputs = model_logits(self.forward_func(batch, *(extra_args or ())))
         scores = outputs.gather(1, self.targets.repeat(copies).unsqueeze(1)).squeeze(1)
         return objective_loss(self.objective, self.original_scores, *scores.chunk(copies))
 
