@@ -24,7 +24,11 @@ from captum_contrast.methods import (
     confusion_matrix,
 )
 from captum_contrast.normalization import normalize
-from captum_contrast.transforms import vit_reshape_transform
+from captum_contrast.transforms import (
+    channels_last_transform,
+    tokens_transform,
+    vit_reshape_transform,
+)
 
 __version__ = "0.1.0"
 
@@ -50,6 +54,8 @@ __all__ = [
     "methods",
     "metrics",
     "normalize",
+    "channels_last_transform",
+    "tokens_transform",
     "training",
     "vit_reshape_transform",
 ]

@@ -7,11 +7,12 @@ way, with no call back into the method:
    detached copy that requires grad, so back-propagation stops at the layer: parameter
    ``.grad`` is never written and the backbone below the layer is never back-propagated.
    It returns a :class:`LayerForward` with the outputs ``(B, C)`` and activations
-   ``A`` ``(B, K, h, w)``.
+   ``A`` ``(B, K, *grid)``, laid out by ``reshape_transform`` or recognised
+   from their shape (:mod:`captum_contrast.transforms`).
 2. The method resolves its targets from ``outputs`` in plain code.
 3. :meth:`LayerForward.gradients` back-propagates ``T`` scores per example, score ``t`` of
    example ``b`` being ``<weights[t, b], outputs[b]>``, in one batched autograd call:
-   ``(T, B, K, h, w)``. Methods that need only ``A`` (OptiCAM, MinMax's CAM form) never
+   ``(T, B, K, *grid)``. Methods that need only ``A`` (OptiCAM, MinMax's CAM form) never
    call it and run the forward with ``keep_graph=False``.
 """
 
@@ -26,9 +27,8 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import Tensor, nn
 
-from captum_contrast._model import check_layer, model_device
-
-ReshapeTransform = Callable[[Tensor], Tensor]
+from captum_contrast._model import check_layer, model_device, model_logits
+from captum_contrast.transforms import ReshapeTransform, check_maps, infer_layout
 
 
 @dataclass
@@ -43,16 +43,21 @@ class LayerForward:
     outputs: Tensor
     """Model outputs ``(B, C)``."""
     activations: Tensor
-    """Layer activations ``(B, K, h, w)`` after ``reshape_transform``."""
+    """Layer activations ``(B, K, *grid)`` (1 to 3 grid axes), laid out by the layout."""
     _graph_outputs: Tensor | None = field(repr=False)
     _leaves: list[Tensor] = field(repr=False)
     _reshape_transform: ReshapeTransform | None = field(repr=False)
+
+    @property
+    def spatial_rank(self) -> int:
+        """The number of grid axes of :attr:`activations` (1, 2 or 3)."""
+        return self.activations.dim() - 2
 
     def gradients(self, weights: Tensor) -> Tensor:
         """Gradients of ``T`` scores per example with respect to the activations.
 
         Score ``t`` of example ``b`` is ``<weights[t, b], outputs[b]>``; the result is
-        ``(T, B, K, h, w)``, laid out like :attr:`activations`. Call it once: the graph is
+        ``(T, B, K, *grid)``, laid out like :attr:`activations`. Call it once: the graph is
         freed afterwards.
         """
         if self._graph_outputs is None:
@@ -155,17 +160,9 @@ class _Capture:
         return self._leaf(output, "output")
 
 
-def _check_activations(activations: Tensor, reshape_transform: ReshapeTransform | None) -> None:
-    if activations.dim() != 4:
-        hint = (
-            "reshape_transform returned"
-            if reshape_transform is not None
-            else "the layer produced (pass `reshape_transform` to turn e.g. transformer tokens "
-            "(B, 1 + h*w, D) into (B, D, h, w))"
-        )
-        raise ValueError(
-            f"expected 4-D layer activations (B, K, h, w), but {hint} shape {tuple(activations.shape)}"
-        )
+def _input_grid(inputs: tuple[Tensor, ...]) -> tuple[int, ...] | None:
+    """The first input's spatial size ``(B, C, *grid)``, or ``None`` when it has no grid."""
+    return tuple(inputs[0].shape[2:]) if inputs[0].dim() >= 3 else None
 
 
 def forward_layer(
@@ -189,9 +186,11 @@ def forward_layer(
         attribute_to_layer_input: Read the layer's input instead of its output.
         device_ids: Device order used to gather the per-device activations when
             ``forward_func`` is a ``DataParallel`` model, as in Captum.
-        reshape_transform: Maps the layer tensor to ``(B, K, h, w)`` (e.g. ViT tokens to a
+        reshape_transform: Maps the layer tensor to ``(B, K, *grid)`` (e.g. ViT tokens to a
             grid). It must only select and rearrange elements (slicing, reshape, permute):
-            the same transform is applied to the gradients.
+            the same transform is applied to the gradients. ``None``: the layout is
+            recognised from the tensor's shape and the input's grid
+            (:func:`captum_contrast.transforms.infer_layout`).
         keep_graph: Record the graph from the layer to the outputs, so that
             :meth:`LayerForward.gradients` can be called. ``False`` runs the forward under
             ``torch.no_grad`` for methods that need only the activations and outputs.
@@ -229,9 +228,7 @@ def forward_layer(
         handle.remove()
 
     leaves = _gather_leaves(capture, device_ids, layer)
-    if not isinstance(outputs, Tensor) or outputs.dim() != 2:
-        shape = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
-        raise ValueError(f"the model must return (batch, classes) outputs, got {shape}")
+    outputs = model_logits(outputs)
     if keep_graph and not capture.grad_enabled:
         raise RuntimeError(
             f"gradients are disabled where `layer` ({type(layer).__name__}) runs: the model's "
@@ -240,9 +237,11 @@ def forward_layer(
             "use_reentrant=False"
         )
     activations = torch.cat([leaf.detach() for leaf in leaves], dim=0)
+    if reshape_transform is None:
+        reshape_transform = infer_layout(activations.shape, _input_grid(input_tuple))
     if reshape_transform is not None:
         activations = reshape_transform(activations)
-    _check_activations(activations, reshape_transform)
+    check_maps(activations, "`reshape_transform` returned")
     return LayerForward(
         outputs=outputs.detach(),
         activations=activations,
@@ -349,11 +348,11 @@ def _grads_of_several_scores(
     )
 
 
-def spatial_mean(gradients: Tensor) -> Tensor:
-    """Grad-CAM channel weights: the mean over the spatial dims of ``(..., K, h, w)``."""
-    return gradients.mean(dim=(-2, -1))
+def spatial_mean(gradients: Tensor, spatial_rank: int = 2) -> Tensor:
+    """Grad-CAM channel weights: the mean over the last ``spatial_rank`` (grid) dims."""
+    return gradients.mean(dim=tuple(range(-spatial_rank, 0)))
 
 
 def weighted_activations(channel_weights: Tensor, activations: Tensor) -> Tensor:
-    """``sum_k weights[b, k] * A[b, k]`` as a ``(B, 1, h, w)`` map."""
-    return torch.einsum("bk,bkhw->bhw", channel_weights, activations).unsqueeze(1)
+    """``sum_k weights[b, k] * A[b, k]`` as a ``(B, 1, *grid)`` map, any grid rank."""
+    return torch.einsum("bk,bk...->b...", channel_weights, activations).unsqueeze(1)

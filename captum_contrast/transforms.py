@@ -1,12 +1,100 @@
-"""Layer transforms: lay a layer's tensor out as ``(B, K, h, w)`` channel maps.
+"""Layer layouts: lay a layer's tensor out as channel-first maps ``(B, K, *grid)``.
 
 A transform passed as ``reshape_transform`` is applied to the activations and to their
 gradients alike, so it must only select and rearrange elements (slicing, reshape, permute).
+
+With no ``reshape_transform``, :func:`infer_layout` recognises what the layer produced from
+its shape and the input's spatial size, and returns the matching transform:
+
+- channels-first maps ``(B, K, *grid)`` (convolutions, any grid rank 1-3): no transform;
+- channels-last maps ``(B, *grid, K)`` (Swin blocks, NHWC stages): :func:`channels_last_transform`;
+- transformer tokens ``(B, p + h*w, D)`` with ``p`` in :data:`PREFIX_TOKENS` prefix tokens
+  (class, distillation, register tokens; none for Hugging Face Swin): :func:`tokens_transform`.
+
+A grid *fits* the input when one stride ``f`` maps every input axis to it
+(``|grid_i - size_i / f| < 1``), a larger input side gets no fewer cells and equal sides
+get equally many. When several readings fit (small non-square grids fit loosely), the one
+alone in having one exact stride (``H / h == W / w``, as patches give) is taken; between
+channels-first and channels-last, channels-first otherwise (PyTorch's layout, and
+Captum's). When no layout fits, or several token readings do (tiny grids,
+e.g. 2x2 patches + 1 prefix token or 1x1 + 4), it raises naming the shape and the transforms
+that fix it: it never guesses. A 1-D signal's maps are read channels-first, as Conv1d
+writes them: one axis fits any stride, so channels-last 1-D maps need
+:func:`channels_last_transform` explicitly.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
 from torch import Tensor
+
+ReshapeTransform = Callable[[Tensor], Tensor]
+PREFIX_TOKENS = (0, 1, 2, 4, 5)
+"""Prefix-token counts :func:`infer_layout` tries: none (Hugging Face Swin), a class token,
+class + distillation (DeiT), 4 registers, class + 4 registers (DINOv2, timm ``reg4``)."""
+
+
+def channels_last_transform(maps: Tensor) -> Tensor:
+    """Channels-last maps ``(B, *grid, K)`` to channels-first ``(B, K, *grid)``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast import channels_last_transform
+        >>> channels_last_transform(torch.zeros(2, 7, 5, 768)).shape
+        torch.Size([2, 768, 7, 5])
+    """
+    if maps.dim() < 3:
+        raise ValueError(
+            f"expected channels-last maps (B, *grid, K), got shape {tuple(maps.shape)}"
+        )
+    return maps.movedim(-1, 1)
+
+
+def tokens_transform(
+    tokens: Tensor, prefix_tokens: int = 1, height: int | None = None, width: int | None = None
+) -> Tensor:
+    """Transformer tokens ``(B, prefix_tokens + h*w, D)`` to a ``(B, D, h, w)`` grid.
+
+    The first ``prefix_tokens`` tokens (class, distillation, register tokens) are dropped.
+    Without ``height``/``width`` the grid is taken as square. Bind the arguments with
+    ``functools.partial`` to pass it as a ``reshape_transform``.
+
+    Example:
+        >>> import torch
+        >>> from functools import partial
+        >>> from captum_contrast import tokens_transform
+        >>> deit_distilled = partial(tokens_transform, prefix_tokens=2)
+        >>> deit_distilled(torch.zeros(1, 2 + 14 * 14, 192)).shape
+        torch.Size([1, 192, 14, 14])
+        >>> tokens_transform(torch.zeros(1, 6 * 8, 96), prefix_tokens=0, height=6, width=8).shape
+        torch.Size([1, 96, 6, 8])
+    """
+    if tokens.dim() != 3:
+        raise ValueError(
+            f"expected transformer tokens (B, prefix + h*w, D), got shape {tuple(tokens.shape)}"
+        )
+    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0:
+        raise ValueError(f"`prefix_tokens` must be a non-negative int, got {prefix_tokens!r}")
+    patches = tokens[:, prefix_tokens:, :]
+    num_patches = patches.shape[1]
+    if height is None or width is None:
+        side = math.isqrt(num_patches)
+        if side * side != num_patches or num_patches == 0:
+            raise ValueError(
+                f"{num_patches} patch tokens (after {prefix_tokens} prefix tokens) do not form "
+                "a square grid; pass height and width"
+            )
+        height = width = side
+    if height * width != num_patches:
+        raise ValueError(
+            f"height*width = {height * width} but there are {num_patches} patch tokens "
+            f"after {prefix_tokens} prefix tokens"
+        )
+    return patches.reshape(patches.shape[0], height, width, patches.shape[2]).permute(0, 3, 1, 2)
 
 
 def vit_reshape_transform(
@@ -14,31 +102,129 @@ def vit_reshape_transform(
 ) -> Tensor:
     """Vision-transformer tokens ``(B, 1 + h*w, D)`` to a ``(B, D, h, w)`` grid.
 
-    The class token is dropped. Without ``height``/``width`` the grid is taken as square.
+    The class token is dropped: :func:`tokens_transform` with one prefix token.
 
     Example:
         >>> import torch
         >>> from captum_contrast import vit_reshape_transform
-        >>> vit_reshape_transform(torch.rand(2, 1 + 14 * 14, 768)).shape  # ViT-B/16 at 224 px
+        >>> vit_reshape_transform(torch.zeros(2, 1 + 14 * 14, 768)).shape
         torch.Size([2, 768, 14, 14])
-        >>> vit_reshape_transform(torch.rand(2, 1 + 2 * 8, 4), height=2, width=8).shape
-        torch.Size([2, 4, 2, 8])
     """
-    if tokens.dim() != 3:
+    return tokens_transform(tokens, 1, height, width)
+
+
+def grid_fits(grid: Sequence[int], spatial: Sequence[int]) -> bool:
+    """Whether one stride maps the input's spatial size onto ``grid`` (see the module)."""
+    if len(grid) != len(spatial) or min(grid, default=0) < 1:
+        return False
+    for i in range(len(grid)):
+        for j in range(len(grid)):
+            # A larger side never gets fewer cells, an equal side exactly as many.
+            if spatial[i] <= spatial[j] and grid[i] > grid[j]:
+                return False
+    # |g - s/f| < 1  <=>  s/(g+1) < f < s/(g-1): the intervals of every axis must meet.
+    low = max(s / (g + 1) for g, s in zip(grid, spatial, strict=True))
+    high = min(s / (g - 1) if g > 1 else math.inf for g, s in zip(grid, spatial, strict=True))
+    return low < high
+
+
+def _one_stride(grid: Sequence[int], spatial: Sequence[int]) -> bool:
+    """Whether every cell has the same exact size, ``size_i / grid_i`` (as patches do)."""
+    return all(s * grid[0] == spatial[0] * g for g, s in zip(grid, spatial, strict=True))
+
+
+def _grid_of(transform: Any) -> tuple[int, int]:
+    return transform.keywords["height"], transform.keywords["width"]
+
+
+def _token_grids(num_tokens: int, spatial: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Every ``(prefix, h, w)`` with ``prefix + h*w = num_tokens`` whose grid fits."""
+    found = []
+    for prefix in PREFIX_TOKENS:
+        patches = num_tokens - prefix
+        for height in range(1, patches + 1):
+            if patches % height == 0 and grid_fits((height, patches // height), spatial):
+                found.append((prefix, height, patches // height))
+    return found
+
+
+def infer_layout(shape: Sequence[int], spatial: Sequence[int] | None) -> ReshapeTransform | None:
+    """The transform that lays a layer tensor of ``shape`` out as ``(B, K, *grid)``.
+
+    Args:
+        shape: The layer tensor's shape, batch first.
+        spatial: The input's spatial size (``(H, W)`` of ``(B, C, H, W)`` images), or
+            ``None`` when the input has no grid; then channels-first is assumed, as Captum's
+            ``LayerGradCam`` does.
+
+    Returns:
+        ``None`` for channels-first maps, else the transform to apply.
+
+    Raises:
+        ValueError: naming the shape and the transforms that fix it, when no layout fits
+            or several do.
+
+    Example:
+        >>> from captum_contrast.transforms import infer_layout
+        >>> infer_layout((8, 512, 7, 7), (224, 224)) is None
+        True
+        >>> infer_layout((8, 7, 7, 768), (224, 224)).__name__
+        'channels_last_transform'
+        >>> infer_layout((8, 2 + 196, 192), (224, 224)).keywords
+        {'prefix_tokens': 2, 'height': 14, 'width': 14}
+    """
+    shape, rank = tuple(shape), len(shape)
+    if rank < 3 or rank > 5:
+        raise ValueError(_unreadable(shape, "maps need 1 to 3 spatial axes: (B, K, *grid)"))
+    if spatial is None or len(spatial) == 1:
+        # No grid to compare with, or a 1-D signal, where one axis fits any stride: read it
+        # as Conv1d and Captum do, channels-first.
+        return None
+    spatial = tuple(spatial)
+    candidates: list[tuple[str, ReshapeTransform | None]] = []
+    if rank == len(spatial) + 2:
+        # Every convolution, pooling and normalisation layer writes channels-first, so that
+        # reading is kept when it fits, unless only the channels-last one has one exact
+        # stride (small non-square grids fit loosely both ways).
+        first, last = grid_fits(shape[2:], spatial), grid_fits(shape[1:-1], spatial)
+        if last and (
+            not first or _one_stride(shape[1:-1], spatial) > _one_stride(shape[2:], spatial)
+        ):
+            return channels_last_transform
+        if first:
+            return None
+    if rank == 3 and len(spatial) == 2:
+        for prefix, height, width in _token_grids(shape[1], spatial):
+            transform = partial(tokens_transform, prefix_tokens=prefix, height=height, width=width)
+            label = f"tokens with {prefix} prefix tokens on a {height}x{width} grid"
+            candidates.append((label, transform))
+    if len(candidates) > 1:
+        # Several token grids fit loosely (small non-square grids do); one whose cells
+        # all have the same exact size, as a patch embedding makes them, settles it.
+        exact = [c for c in candidates if _one_stride(_grid_of(c[1]), spatial)]
+        candidates = exact if len(exact) == 1 else candidates
+    if len(candidates) == 1:
+        return candidates[0][1]
+    if not candidates:
+        reason = f"no layout fits an input of spatial size {spatial}"
+    else:
+        reason = "it is ambiguous: " + "; ".join(label for label, _ in candidates)
+    raise ValueError(_unreadable(shape, reason))
+
+
+def _unreadable(shape: tuple[int, ...], reason: str) -> str:
+    return (
+        f"cannot lay the layer's tensor of shape {shape} out as maps (B, K, *grid): {reason}. "
+        "Pass `reshape_transform`: channels_last_transform for (B, *grid, K), "
+        "functools.partial(tokens_transform, prefix_tokens=p, height=h, width=w) for "
+        "transformer tokens (B, p + h*w, D), or your own function returning (B, K, *grid)"
+    )
+
+
+def check_maps(maps: Tensor, source: str) -> None:
+    """Raise unless ``maps`` is ``(B, K, *grid)`` with 1 to 3 grid axes."""
+    if not 3 <= maps.dim() <= 5:
         raise ValueError(
-            f"expected transformer tokens (B, 1 + h*w, D), got shape {tuple(tokens.shape)}"
+            f"expected layer maps (B, K, *grid) with 1 to 3 grid axes, but {source} shape "
+            f"{tuple(maps.shape)}"
         )
-    patches = tokens[:, 1:, :]
-    num_patches = patches.shape[1]
-    if height is None or width is None:
-        side = round(num_patches**0.5)
-        if side * side != num_patches:
-            raise ValueError(
-                f"{num_patches} patch tokens do not form a square grid; pass height and width"
-            )
-        height = width = side
-    if height * width != num_patches:
-        raise ValueError(
-            f"height*width = {height * width} but there are {num_patches} patch tokens"
-        )
-    return patches.reshape(patches.shape[0], height, width, patches.shape[2]).permute(0, 3, 1, 2)

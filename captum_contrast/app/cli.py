@@ -18,15 +18,19 @@ import torch
 from torch import nn
 
 from captum_contrast import __version__
+from captum_contrast._model import model_logits
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
 from captum_contrast.app.loading import (
     SMALL_CNN,
     CommandError,
-    build_model,
+    Loaded,
+    class_index,
+    default_layer,
     image_transform,
     input_channels,
     load_image,
+    load_model,
     resolve_layer,
 )
 from captum_contrast.app.registry import (
@@ -73,11 +77,20 @@ def _output_dir(text: str) -> str:
 
 def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
-        "--arch", required=required, help="torchvision architecture (e.g. resnet50) or small-cnn"
+        "--arch",
+        required=required,
+        help="torchvision architecture (e.g. resnet50), small-cnn, timm:<name> or "
+        "hf:<local model directory>",
     )
-    parser.add_argument("--weights", required=required, help="local state dict (.pth)")
     parser.add_argument(
-        "--layer", required=required, help="dotted name of the explained module, e.g. layer4"
+        "--weights",
+        help="local state dict (.pth), or a torchvision weights name (DEFAULT, IMAGENET1K_V2: "
+        "downloaded into the torch hub cache if not there)",
+    )
+    parser.add_argument(
+        "--layer",
+        help="dotted name of the explained module, e.g. layer4 (default: the last module "
+        "whose maps receive gradient, printed)",
     )
     parser.add_argument(
         "--num-classes", type=_positive_int, help="outputs of the model (default: inferred)"
@@ -127,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable (default: contrast-grad-cam)",
     )
     explain.add_argument(
-        "--target", type=_non_negative_int, help="class to explain (default: predicted)"
+        "--target", help="class index, or name with named weights (default: predicted)"
     )
     explain.add_argument("images", nargs="+", help="image files")
 
@@ -189,37 +202,46 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+PROBE_SIZE = 224
+
+
 def _model_and_transform(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable]:
-    model, network = build_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
-    layer = resolve_layer(network, args.layer)
-    small = args.arch == SMALL_CNN
-    transform = image_transform(
-        args.resize or (32 if small else 256),
-        args.crop or (32 if small else 224),
-        input_channels(network),
-    )
+    model, layer, transform, _ = _load(args)
     return model, layer, transform
+
+
+def _load(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable, Loaded]:
+    loaded = load_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
+    small = args.arch == SMALL_CNN
+    crop = args.crop or (32 if small else loaded.crop)
+    channels = input_channels(loaded.network)
+    transform = image_transform(
+        args.resize or (32 if small else loaded.resize), crop, channels, loaded.interpolation
+    )
+    name = args.layer
+    if name is None:
+        # Probed at 224 at least: at a small crop the last stage may be a single cell.
+        side = crop if small or loaded.fixed_size else max(crop, PROBE_SIZE)
+        name = default_layer(loaded.model, loaded.network, torch.rand(1, channels, side, side))
+        print(f"--layer {name} (the default for {args.arch}; pass --layer to choose)")
+    return loaded.model, resolve_layer(loaded.network, name), transform, loaded
 
 
 def run_explain(args: argparse.Namespace) -> int:
     """One overlay PNG per image and method in ``--out``."""
     from captum_contrast.viz import save_overlay
 
-    model, layer, transform = _model_and_transform(args)
+    model, layer, transform, loaded = _load(args)
     methods = args.method or ["contrast-grad-cam"]
     pictures = [(Path(path), transform(load_image(path))) for path in args.images]
     out = Path(args.out or "./captum_contrast_explain")
     images = torch.stack([picture for _, picture in pictures])
     with torch.no_grad():
         logits = model(images)
+    logits = model_logits(logits)
     probabilities = torch.softmax(logits, dim=1)
-    if args.target is not None and not 0 <= args.target < probabilities.shape[1]:
-        raise CommandError(
-            f"--target {args.target} is not a class of a model with "
-            f"{probabilities.shape[1]} outputs"
-        )
     targets = (
-        torch.full((len(images),), args.target)
+        torch.full((len(images),), class_index(args.target, loaded.categories, logits.shape[1]))
         if args.target is not None
         else probabilities.argmax(dim=1)
     )
@@ -231,7 +253,8 @@ def run_explain(args: argparse.Namespace) -> int:
         for row, (path, picture) in enumerate(pictures):
             stem = _unique(path.stem, name, stems)
             target = int(targets[row])
-            title = f"{METHODS[name].title}\nclass {target} (p={probabilities[row, target]:.2f})"
+            label = loaded.categories[target] if loaded.categories else f"class {target}"
+            title = f"{METHODS[name].title}\n{label} (p={probabilities[row, target]:.2f})"
             sign = "positive"
             if name == "difference-salience":  # signed: red for the target, blue for the contrast
                 title += f" vs {int(contrasts[row])}"
@@ -257,8 +280,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     canvases = args.data == "canvases"
     if not canvases and not Path(args.data).is_dir():
         raise CommandError(f"--data {args.data!r} is neither 'canvases' nor a directory")
-    if not canvases and not (args.arch and args.weights and args.layer):
-        raise CommandError("--arch, --weights and --layer are required with an ImageFolder --data")
+    if not canvases and not args.arch:
+        raise CommandError("--arch (and its --weights) is required with an ImageFolder --data")
     metrics = args.metric or list(
         MULTI_LABEL_METRICS + ("mass-on-object",) if canvases else SINGLE_LABEL_METRICS
     )

@@ -1,17 +1,23 @@
-"""Models, layers and images for the command line, from local files only.
+"""Models, layers and images for the command line.
 
-Models are torchvision architectures built with ``weights=None`` and loaded from a local
-state dict (nothing is downloaded), or ``small-cnn``, the package's canvas CNN. Images are
-preprocessed ImageNet-style (resize 256, center crop 224) into [0, 1]; the mean/std step is
-the model's first module, so masks multiply pixels and 0 means black, as in Opti-CAM.
+Models are torchvision architectures with a local state dict, or with torchvision's own
+named weights (``--weights DEFAULT``, ``IMAGENET1K_V2``: downloaded only because the user
+asked, read from the torch hub cache when there), ``small-cnn`` (the package's canvas CNN),
+``timm:<name>`` with a local state dict, or ``hf:<local model directory>``. Images are
+resized and center-cropped into [0, 1] (ImageNet's 256/224 unless the weights say
+otherwise); the mean/std step is the model's first module, so masks multiply pixels and
+0 means black, as in Opti-CAM.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 import torchvision
@@ -22,6 +28,7 @@ from captum_contrast import _model
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SMALL_CNN = "small-cnn"
+TIMM, HF = "timm:", "hf:"
 
 
 class CommandError(Exception):
@@ -38,7 +45,8 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(std).reshape(1, -1, 1, 1))
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.model((inputs - self.mean) / self.std)
+        # Logits, also from models returning an object (Hugging Face), for every consumer.
+        return _model.model_logits(self.model((inputs - self.mean) / self.std))
 
 
 def architectures() -> list[str]:
@@ -63,6 +71,42 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CommandError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+@dataclass
+class Loaded:
+    """A model ready to explain: ``network`` holds the weights (layer names refer to it),
+    ``model`` adds the input normalisation; both in eval mode."""
+
+    model: nn.Module
+    network: nn.Module
+    categories: list[str] | None = None
+    resize: int = 256
+    crop: int = 224
+    interpolation: Any = None
+    fixed_size: bool = False
+    """The model takes only ``crop``-sized inputs (Hugging Face vision transformers)."""
+
+
+def load_model(
+    arch: str, weights: str | None, num_classes: int | None = None, normalize: bool = True
+) -> Loaded:
+    """The model named by ``--arch`` with ``--weights`` (see the module docstring)."""
+    if arch.startswith(TIMM):
+        return _timm_model(arch.removeprefix(TIMM), weights, num_classes, normalize)
+    if arch.startswith(HF):
+        return _hf_model(arch.removeprefix(HF), normalize)
+    if weights is None:
+        raise CommandError(
+            f"--arch {arch} needs --weights: a local state dict, or a torchvision weights "
+            "name such as DEFAULT"
+        )
+    if arch != SMALL_CNN and arch in architectures() and not Path(weights).suffix:
+        named = _named_weights(arch, weights)
+        if named is not None:
+            return _torchvision_named(arch, named, normalize)
+    model, network = build_model(arch, weights, num_classes, normalize)
+    return Loaded(model, network)
 
 
 def build_model(
@@ -141,15 +185,18 @@ def resolve_layer(network: nn.Module, name: str) -> nn.Module:
         raise CommandError(str(error)) from None
 
 
-def image_transform(resize: int, crop: int, channels: int) -> Callable[[Any], Tensor]:
+def image_transform(
+    resize: int, crop: int, channels: int, interpolation: Any = None
+) -> Callable[[Any], Tensor]:
     """PIL image -> ``(channels, crop, crop)`` float tensor in [0, 1]."""
     from torchvision import transforms
 
     mode = "L" if channels == 1 else "RGB"
+    resize_kwargs = {} if interpolation is None else {"interpolation": interpolation}
     return transforms.Compose(
         [
             transforms.Lambda(lambda image: image.convert(mode)),
-            transforms.Resize(resize),
+            transforms.Resize(resize, **resize_kwargs),
             transforms.CenterCrop(crop),
             transforms.ToTensor(),
         ]
@@ -171,3 +218,195 @@ def load_image(path: str | Path) -> Any:
 def input_channels(network: nn.Module) -> int:
     first = next((m for m in network.modules() if isinstance(m, nn.Conv2d)), None)
     return first.in_channels if first is not None else 3
+
+
+def _named_weights(arch: str, name: str) -> Any:
+    """torchvision's weights enum member ``name`` of ``arch``, or ``None`` if not a name."""
+    enum = torchvision.models.get_model_weights(arch)
+    if name in enum.__members__:
+        return enum[name]
+    if name.isupper() or name.isidentifier() and not Path(name).exists():
+        raise CommandError(
+            f"--weights {name!r} is neither a file nor a weights name of {arch}; "
+            f"names: {', '.join(enum.__members__)}"
+        )
+    return None
+
+
+def hub_checkpoint(weights: Any) -> Path:
+    """Where torch hub keeps the file of torchvision's ``weights`` (``$TORCH_HOME/hub``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+def _torchvision_named(arch: str, weights: Any, normalize: bool) -> Loaded:
+    """torchvision's builder with its named weights, preprocessing and category names."""
+    path = hub_checkpoint(weights)
+    if not path.is_file():
+        print(f"downloading {weights} to {path} (asked for by --weights)", file=sys.stderr)
+    try:
+        network = torchvision.models.get_model(arch, weights=weights).eval()
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; no network, bad file
+        raise CommandError(
+            f"cannot load {weights} ({type(error).__name__}: {error}); offline, download "
+            f"{weights.url} elsewhere and place it at {path}"
+        ) from None
+    preprocess = weights.transforms()
+    model: nn.Module = network
+    if normalize:
+        model = Normalized(network, preprocess.mean, preprocess.std).eval()
+    return Loaded(
+        model,
+        network,
+        list(weights.meta.get("categories") or []) or None,
+        preprocess.resize_size[0],
+        preprocess.crop_size[0],
+        preprocess.interpolation,
+    )
+
+
+def _timm_model(name: str, weights: str | None, num_classes: int | None, normalize: bool) -> Loaded:
+    try:
+        import timm
+    except ImportError:
+        raise CommandError("--arch timm:... needs timm: pip install timm") from None
+    if name not in timm.list_models():
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise CommandError(f"unknown timm model {name!r}; did you mean {', '.join(close)}?")
+    if weights is None:
+        raise CommandError(f"--arch timm:{name} needs --weights, a local state dict")
+    state = load_state_dict(weights)
+    network = timm.create_model(
+        name, pretrained=False, **({"num_classes": num_classes} if num_classes else {})
+    )
+    head = _head_size(network.state_dict(), state) if num_classes is None else None
+    if head is not None:
+        network = timm.create_model(name, pretrained=False, num_classes=head)
+    _load_checked(network, state, f"timm:{name}", weights)
+    config = network.pretrained_cfg
+    size = config.get("input_size", (3, 224, 224))[-1]
+    model: nn.Module = network.eval()
+    if normalize:
+        model = Normalized(
+            network, config.get("mean", IMAGENET_MEAN), config.get("std", IMAGENET_STD)
+        ).eval()
+    crop_pct = config.get("crop_pct", 0.875)
+    return Loaded(model, network, None, round(size / crop_pct), size)
+
+
+def _hf_model(directory: str, normalize: bool) -> Loaded:
+    try:
+        from transformers import AutoConfig, AutoModelForImageClassification
+    except ImportError:
+        raise CommandError("--arch hf:... needs transformers: pip install transformers") from None
+    if not Path(directory, "config.json").is_file():
+        raise CommandError(f"--arch hf:{directory}: not a local model directory (no config.json)")
+    network = AutoModelForImageClassification.from_pretrained(directory, local_files_only=True)
+    network.eval()
+    processor = _hf_processor(directory)
+    mean = getattr(processor, "image_mean", None) or IMAGENET_MEAN
+    std = getattr(processor, "image_std", None) or IMAGENET_STD
+    size = getattr(AutoConfig.from_pretrained(directory, local_files_only=True), "image_size", 224)
+    size = size if isinstance(size, int) else 224
+    if not normalize:  # still wrapped, so that the model returns logits, not an object
+        mean, std = (0.0,) * len(mean), (1.0,) * len(std)
+    model = Normalized(network, mean, std).eval()
+    labels = network.config.id2label
+    categories = [labels[i] for i in range(len(labels))] if labels else None
+    return Loaded(model, network, categories, round(size / 0.875), size, fixed_size=True)
+
+
+def _hf_processor(directory: str) -> Any:
+    try:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError):  # no preprocessor_config.json: ImageNet statistics
+        return None
+
+
+def class_index(target: str, categories: list[str] | None, num_classes: int) -> int:
+    """``--target`` as a class index: an int, or a category name of named weights."""
+    if target.lstrip("-").isdigit():
+        index = int(target)
+        if not 0 <= index < num_classes:
+            raise CommandError(
+                f"--target {index} is not a class of a model with {num_classes} outputs"
+            )
+        return index
+    if not categories:
+        raise CommandError(
+            f"--target {target!r}: class names need weights with category names "
+            "(torchvision named weights, a Hugging Face model); pass a class index"
+        )
+    lowered = [name.lower() for name in categories]
+    if target.lower() in lowered:
+        return lowered.index(target.lower())
+    close = difflib.get_close_matches(target.lower(), lowered, n=3)
+    hint = (
+        f"; did you mean {', '.join(categories[lowered.index(c)] for c in close)}?" if close else ""
+    )
+    raise CommandError(f"--target {target!r} is not a class name of these weights{hint}")
+
+
+POOLING = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d)
+
+
+def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
+    """The last module that outputs a map whose cells all receive gradient.
+
+    One forward and backward of ``example``: among modules run once whose output lays out as
+    maps (:func:`captum_contrast.transforms.infer_layout`), pooling, linear, flatten and
+    permute layers aside,
+    the last to finish whose gradient reaches more than one cell. That is ``layer4`` for a ResNet,
+    ``features`` for VGG, DenseNet or EfficientNet, and the last block's first LayerNorm for a
+    vision transformer that classifies from its class token (later tokens get no gradient).
+    """
+    from captum_contrast._model import model_logits
+    from captum_contrast.transforms import infer_layout
+
+    names = {module: name for name, module in network.named_modules() if name}
+    seen: dict[str, tuple[Tensor, Any]] = {}
+    calls: dict[str, int] = {}
+    grid = tuple(example.shape[2:])
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        if isinstance(output, tuple) and len(output) == 1:
+            output = output[0]
+        if (
+            not isinstance(output, Tensor)
+            or not output.requires_grad
+            # Pooled maps and per-token projections (attention's q/k/v, MLPs) are not the
+            # features a CAM explains.
+            or isinstance(module, (*POOLING, nn.Linear, nn.Flatten))
+            or type(module).__name__ == "Permute"  # torchvision's: a rearrangement, not features
+        ):
+            return
+        try:
+            transform = infer_layout(output.shape, grid)
+        except ValueError:
+            return
+        seen[name] = (output, transform)
+
+    handles = [module.register_forward_hook(hook) for module in names]
+    try:
+        with torch.enable_grad():
+            logits = model_logits(model(example.detach().clone().requires_grad_(True)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    once = [name for name in seen if calls[name] == 1]
+    # autograd.grad, not backward(): no parameter's .grad is written.
+    grads = torch.autograd.grad(
+        logits.max(dim=1).values.sum(), [seen[name][0] for name in once], allow_unused=True
+    )
+    for name, grad in reversed(list(zip(once, grads, strict=True))):
+        if grad is None:
+            continue
+        transform = seen[name][1]
+        maps = grad if transform is None else transform(grad)
+        reached = maps.abs().sum(dim=(0, 1)) > 0
+        if reached.numel() > 1 and int(reached.sum()) > 1:
+            return name
+    raise CommandError("no layer of this model outputs maps that receive gradient; pass --layer")

@@ -28,7 +28,7 @@ from captum_contrast.methods import (
     OptiCAM,
 )
 from captum_contrast.metrics import CAMMetric, explainer, fake_cam
-from captum_contrast.transforms import vit_reshape_transform
+from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,13 @@ def explain(
     maps = method.cls(model, layer, **_init_kwargs(name, method, model)).attribute(
         images, target=targets, **{**method.kwargs, **overrides}
     )
+    if not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
+        # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout.
+        raise ValueError(
+            f"{method.title} returned {tuple(maps.shape)}, not maps on the layer's grid (a "
+            "channels-last or token layer); use contrast-grad-cam, minmax-cam, opti-cam or "
+            "difference-salience, which recognise the layout"
+        )
     return maps.detach().float().cpu()
 
 

@@ -28,7 +28,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     attribute_to_layer_input=False, *, <method-specific keywords>)``: Captum's shared
     arguments come first and in Captum's order, so a positional call means what it means
     for ``LayerGradCam``; everything specific to a method is keyword-only. Maps are
-    ``(B, 1, h, w)`` at layer resolution and raw scale, as ``LayerGradCam`` returns them.
+    ``(B, 1, *grid)`` at layer resolution and raw scale, as ``LayerGradCam`` returns them.
 
     ``relu_attributions`` defaults follow each paper, and so differ by method:
     ``True`` for :class:`ContrastGradCAM` and :class:`MinMaxCAM`, whose papers ReLU the map
@@ -48,13 +48,14 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
 
     Args:
         forward_func: The model, or any function returning ``(batch, classes)`` outputs.
-        layer: The module whose output (or input) is explained; its activations must be
-            ``(B, K, h, w)``, or become so through ``reshape_transform``.
+        layer: The module whose output (or input) is explained: maps ``(B, K, *grid)``
+            with 1-3 grid axes, channels-last maps or transformer tokens (recognised from
+            the shape, see :func:`captum_contrast.transforms.infer_layout`).
         device_ids: Device IDs, needed only if ``forward_func`` applies a ``DataParallel``
             model, as in Captum.
-        reshape_transform: Turns the layer's tensor into ``(B, K, h, w)``, e.g. a vision
-            transformer's tokens ``(B, 1 + h*w, D)`` into a grid (see
-            :func:`captum_contrast.vit_reshape_transform`). It must only select and
+        reshape_transform: Turns the layer's tensor into ``(B, K, *grid)`` when the
+            automatic layout cannot tell (see :func:`captum_contrast.tokens_transform`,
+            :func:`captum_contrast.channels_last_transform`). It must only select and
             rearrange elements, because it is applied to the gradients as well.
 
     Example:
@@ -119,12 +120,22 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
 
 
 def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
-    """``attribute`` run with the explained model in eval mode (see the class docstring)."""
+    """``attribute`` run with the explained model in eval mode (see the class docstring).
 
-    @functools.wraps(attribute)
-    def wrapped(self: LayerContrastAttribution, *args: Any, **kwargs: Any) -> Any:
-        model = owning_module(self.forward_func) or self.layer
-        with explained_in_eval_mode(model, type(self).__name__):
-            return attribute(self, *args, **kwargs)
+    Captum's ``NoiseTunnel`` calls ``attribute.__wrapped__`` to skip ``@log_usage``'s
+    logging, which would also skip a plain ``functools.wraps`` wrapper: so ``__wrapped__``
+    is the same eval-mode switch around the unlogged ``attribute``.
+    """
 
-    return wrapped
+    def switched(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapped(self: LayerContrastAttribution, *args: Any, **kwargs: Any) -> Any:
+            model = owning_module(self.forward_func) or self.layer
+            with explained_in_eval_mode(model, type(self).__name__):
+                return function(self, *args, **kwargs)
+
+        return wrapped
+
+    logged = switched(attribute)
+    logged.__wrapped__ = switched(getattr(attribute, "__wrapped__", attribute))
+    return logged

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_contrast._engine import spatial_mean
@@ -129,6 +130,7 @@ class ContrastGradCAM(LayerContrastAttribution):
         torch.Size([2, 1, 2, 2])
     """
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
@@ -240,5 +242,7 @@ class ContrastGradCAM(LayerContrastAttribution):
                 F.one_hot(contrasts, num_classes).to(dtype).mean(dim=1),
             ]
         )
-        target_gamma, contrast_gamma = spatial_mean(forward.gradients(score_weights))
+        target_gamma, contrast_gamma = spatial_mean(
+            forward.gradients(score_weights), forward.spatial_rank
+        )
         return target_gamma, contrast_gamma, forward.activations

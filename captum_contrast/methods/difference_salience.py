@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor
 
 from captum_contrast._engine import spatial_mean
@@ -120,6 +121,7 @@ class DifferenceSalience(LayerContrastAttribution):
         torch.Size([2, 1, 2, 2])
     """
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
@@ -152,7 +154,8 @@ class DifferenceSalience(LayerContrastAttribution):
 
         forward = self._forward(inputs, additional_forward_args, attribute_to_layer_input)
         score_weights = difference_score_weights(forward.outputs, target, contrast)
-        channel_weights = spatial_mean(forward.gradients(score_weights.unsqueeze(0))[0])
+        gradients = forward.gradients(score_weights.unsqueeze(0))[0]
+        channel_weights = spatial_mean(gradients, forward.spatial_rank)
         return self._weighted_map(
             channel_weights, forward.activations, relu_attributions, return_weights
         )

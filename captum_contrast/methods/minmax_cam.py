@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_contrast._engine import ReshapeTransform, spatial_mean
@@ -163,6 +164,7 @@ class MinMaxCAM(LayerContrastAttribution):
             raise ValueError(f"`classifier` weights must be (L, K), got {tuple(classifier.shape)}")
         self.classifier = classifier
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor, ...],
@@ -216,7 +218,9 @@ class MinMaxCAM(LayerContrastAttribution):
             class_weights = self._class_weights(forward.outputs.shape[1], forward.activations)
             channel_weights = combine_scores(scores @ class_weights, variant)
         else:
-            channel_weights = spatial_mean(combine_scores(forward.gradients(scores), variant))
+            channel_weights = spatial_mean(
+                combine_scores(forward.gradients(scores), variant), forward.spatial_rank
+            )
         return self._weighted_map(
             channel_weights, forward.activations, relu_attributions, return_weights
         )

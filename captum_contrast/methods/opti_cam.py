@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from captum._utils.common import _expand_additional_forward_args, _format_additional_forward_args
+from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -20,7 +21,7 @@ from captum_contrast._engine import (
     spatial_mean,
     weighted_activations,
 )
-from captum_contrast._model import model_device
+from captum_contrast._model import model_device, model_logits
 from captum_contrast._targets import TargetType, resolve_target
 from captum_contrast.methods._base import LayerContrastAttribution
 from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
@@ -65,6 +66,9 @@ PRESETS: dict[str, Recipe] = {
     "fast": Recipe(18, 1.0, None, "grad-cam", "cosine", keep_best=True),
 }
 """The named recipes of :meth:`OptiCAM.attribute`'s ``preset``."""
+
+INTERPOLATION_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+"""The mask's upsampling per number of grid axes (signals, images, volumes)."""
 
 
 def objective_loss(
@@ -118,11 +122,12 @@ class OptiCAMLoss:
     additional_forward_args: tuple[Any, ...] | None = None
 
     def mask(self, u: Tensor) -> Tensor:
-        """``s = n(up(S(u)))`` at input resolution, ``(B, 1, H, W)``."""
+        """``s = n(up(S(u)))`` at input resolution, ``(B, 1, *grid)``."""
+        grid = self.images.shape[2:]
         upsampled = F.interpolate(
             saliency(u, self.activations),
-            size=self.images.shape[-2:],
-            mode="bilinear",
+            size=grid,
+            mode=INTERPOLATION_MODES[len(grid)],
             align_corners=False,
         )
         return normalize(upsampled, self.normalization)
@@ -139,7 +144,7 @@ class OptiCAMLoss:
             extra_args = _expand_additional_forward_args(extra_args, 2)
         if self.preprocess is not None:
             batch = self.preprocess(batch)
-        outputs = self.forward_func(batch, *(extra_args or ()))
+        outputs = model_logits(self.forward_func(batch, *(extra_args or ())))
         scores = outputs.gather(1, self.targets.repeat(copies).unsqueeze(1)).squeeze(1)
         return objective_loss(self.objective, self.original_scores, *scores.chunk(copies))
 
@@ -260,6 +265,7 @@ class OptiCAM(LayerContrastAttribution):
         torch.Size([2, 1, 64, 64])
     """
 
+    @log_usage()
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor],
@@ -281,7 +287,8 @@ class OptiCAM(LayerContrastAttribution):
         r"""Optimise the channel weights and return the saliency map.
 
         Args:
-            inputs: One image batch ``(B, C, H, W)`` (or a 1-tuple holding it); the mask
+            inputs: One batch ``(B, C, *grid)``: signals, images ``(B, C, H, W)`` or volumes
+                (or a 1-tuple holding it); the mask
                 multiplies it as given, so pass images in the space where 0 means "removed".
             target: One class per example (int, list or ``(B,)`` tensor); ``None`` explains
                 the predicted class. The paper explains the ground-truth class.
@@ -324,9 +331,12 @@ class OptiCAM(LayerContrastAttribution):
         _check_arguments(objective, normalization, recipe.n_iter, recipe.lr, preprocess)
         check_gradients_enabled()
         formatted = format_inputs(inputs, model_device(self.forward_func))
-        if len(formatted) != 1 or formatted[0].dim() != 4:
+        if len(formatted) != 1 or formatted[0].dim() - 2 not in INTERPOLATION_MODES:
             shapes = [tuple(t.shape) for t in formatted]
-            raise ValueError(f"`inputs` must be one image batch (B, C, H, W), got shapes {shapes}")
+            raise ValueError(
+                "`inputs` must be one batch (B, C, *grid) with 1 to 3 grid axes, e.g. images "
+                f"(B, C, H, W), got shapes {shapes}"
+            )
         images = formatted[0].detach()
         extra_args = _format_additional_forward_args(additional_forward_args)
         first = images if preprocess is None else preprocess(images)
@@ -337,12 +347,19 @@ class OptiCAM(LayerContrastAttribution):
         targets = resolve_target(target, forward.outputs)
         original_scores = forward.outputs.gather(1, targets.unsqueeze(1)).squeeze(1)
         activations = forward.activations.to(original_scores.device)
+        if activations.dim() != images.dim():
+            raise ValueError(
+                f"OptiCAM masks the input with the layer's maps: maps {tuple(activations.shape)} "
+                f"and inputs {tuple(images.shape)} must have the same number of grid axes"
+            )
         # u and Adam run in at least float32 whatever the model's dtype: Adam's eps (1e-8) is
         # 0 in float16, which turns the first step into 0/0; the map is cast back at the end.
         u_dtype = torch.promote_types(activations.dtype, torch.float32)
         if from_grad_cam:  # one backward of the same forward: the target logit's gradient
             one_hot = F.one_hot(targets, forward.outputs.shape[1]).unsqueeze(0)
-            alpha = spatial_mean(forward.gradients(one_hot))[0].to(activations.device)
+            alpha = spatial_mean(forward.gradients(one_hot), forward.spatial_rank)[0].to(
+                activations.device
+            )
             u_start = grad_cam_start(alpha.to(u_dtype))
         else:
             u_start = torch.full(

@@ -87,3 +87,26 @@ def test_explain_func_is_the_metrics_adapter_with_the_registry_defaults(tiny) ->
         explain("grad-cam", tiny, tiny.features, images, targets), size=(32, 32), mode="bilinear"
     )
     torch.testing.assert_close(torch.as_tensor(maps), expected)
+
+
+def test_captum_grad_cam_on_a_channels_last_layer_is_an_error_not_a_non_map() -> None:
+    from torch import nn
+
+    from captum_contrast.app.registry import explain
+
+    class ChannelsLast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 4, stride=4)
+            self.layer = nn.Identity()
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.layer(self.conv(x).permute(0, 2, 3, 1)).mean(dim=(1, 2)))
+
+    torch.manual_seed(0)
+    model = ChannelsLast().eval()
+    images, targets = torch.rand(2, 3, 16, 16), torch.tensor([0, 2])
+    with pytest.raises(ValueError, match=r"returned \(2, 1, 4, 8\), not maps"):
+        explain("grad-cam", model, model.layer, images, targets)
+    assert explain("minmax-cam", model, model.layer, images, targets).shape == (2, 1, 4, 4)

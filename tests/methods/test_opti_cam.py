@@ -469,7 +469,7 @@ def test_bad_arguments(tiny: TinyNet, kwargs: dict, error: type, message: str) -
 def test_bad_inputs(tiny: TinyNet) -> None:
     cam = OptiCAM(tiny, tiny.features)
     with pytest.raises(ValueError, match="inputs"):
-        cam.attribute(_images()[0])
+        cam.attribute(_images()[0, 0])  # no grid axis
     with pytest.raises(ValueError, match="inputs"):
         cam.attribute((_images(), _images()))
     single = cam.attribute((_images(),), n_iter=1)
