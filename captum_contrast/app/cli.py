@@ -52,6 +52,17 @@ def _non_negative_int(text: str) -> int:
     return _bounded_int(text, 0)
 
 
+def _class_target(text: str) -> str:
+    """An argparse ``type`` for ``--target``: a class index >= 0 or a class name.
+
+    Names are resolved once the weights' category names are known; a negative index is a
+    usage error before any work.
+    """
+    if text.lstrip("-").isdigit():
+        _bounded_int(text, 0)
+    return text
+
+
 def _bounded_int(text: str, minimum: int) -> int:
     try:
         value = int(text)
@@ -140,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable (default: contrast-grad-cam)",
     )
     explain.add_argument(
-        "--target", help="class index, or name with named weights (default: predicted)"
+        "--target",
+        type=_class_target,
+        help="class index, or name with named weights (default: predicted)",
     )
     explain.add_argument("images", nargs="+", help="image files")
 
