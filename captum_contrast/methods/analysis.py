@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from captum_contrast._model import check_layer, model_device
+from captum_contrast._model import (
+    check_layer,
+    explained_in_eval_mode,
+    model_device,
+    model_logits,
+)
 
 
 def active_channels(
@@ -28,9 +34,10 @@ def active_channels(
     mean a class relies on a sparse set of features, which CASE links to class-insensitive
     (shared) explanations.
 
-    The model runs in eval mode under ``torch.no_grad``; a forward hook on ``layer`` reads
-    its output. The hook is removed and every module's train/eval flag restored afterwards,
-    even on error.
+    The model runs in eval mode under ``torch.no_grad`` (a model found in ``train()`` mode is
+    switched, with a warning, and restored afterwards, as the methods do); a forward hook on
+    ``layer`` reads its output, in this call's thread only, so other threads may use the
+    model meanwhile. The hook is removed afterwards, even on error.
 
     Args:
         model: Classifier returning ``(B, C)`` logits; predictions are the argmax.
@@ -65,19 +72,23 @@ def active_channels(
         raise ValueError(f"`num_classes` must be a positive int or None, got {num_classes!r}")
     device = torch.device(device) if device is not None else model_device(model)
     outputs: list[Tensor] = []
-    handle = layer.register_forward_hook(lambda module, args, output: outputs.append(output))
-    modes = [(module, module.training) for module in model.modules()]
+    caller = threading.get_ident()
+
+    def record(module: nn.Module, args: Any, output: Any) -> None:
+        if threading.get_ident() == caller:
+            outputs.append(output)
+
+    handle = layer.register_forward_hook(record)
     totals: Tensor | None = None
     counts: Tensor | None = None
     try:
-        model.eval()
-        with torch.no_grad():
+        with explained_in_eval_mode(model, "active_channels"), torch.no_grad():
             for batch in data_loader:
                 if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                     raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")
                 inputs, labels = batch[0], torch.as_tensor(batch[1]).long().cpu()
                 outputs.clear()
-                logits = model(inputs.to(device) if device is not None else inputs)
+                logits = model_logits(model(inputs.to(device) if device is not None else inputs))
                 activations = _layer_output(outputs)
                 if totals is None or counts is None:
                     size = num_classes if num_classes is not None else logits.shape[1]
@@ -96,8 +107,6 @@ def active_channels(
                 counts += torch.bincount(labels[correct], minlength=len(counts))
     finally:
         handle.remove()
-        for module, training in modes:
-            module.training = training
     if totals is None or counts is None:
         raise ValueError("`data_loader` yielded no batches")
     return torch.where(counts > 0, totals / counts.clamp(min=1), float("nan"))

@@ -77,10 +77,37 @@ def test_model_left_untouched() -> None:
     model.train()
     model.head.eval()  # a mixed state must come back exactly
     before = {name: module.training for name, module in model.named_modules()}
-    active_channels(model, model.layer, _loader())
+    with pytest.warns(UserWarning, match="explained in eval mode"):
+        active_channels(model, model.layer, _loader())
     assert {name: module.training for name, module in model.named_modules()} == before
     assert not model.layer._forward_hooks
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_threads_sharing_the_model_get_their_own_counts() -> None:
+    # Each call's hook records only its own thread's forwards: the counts of concurrent
+    # calls on one model equal the sequential ones.
+    import threading
+
+    model = SumHead().eval()
+    expected = {tau: active_channels(model, model.layer, _loader(), tau=tau) for tau in (1e-3, 0.5)}
+    results: dict[tuple[float, int], torch.Tensor] = {}
+
+    def run(tau: float, index: int) -> None:
+        for repeat in range(20):
+            results[(tau, index * 20 + repeat)] = active_channels(
+                model, model.layer, _loader(1), tau=tau
+            )
+
+    threads = [threading.Thread(target=run, args=(tau, i)) for i, tau in enumerate((1e-3, 0.5) * 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 80
+    for (tau, _), counts in results.items():
+        assert counts.tolist() == expected[tau].tolist()
+    assert not model.layer._forward_hooks
 
 
 def test_hook_removed_on_error() -> None:
