@@ -20,8 +20,9 @@ DETECTED = 3
 def _setup(num_labels: int, detected: int, quick: bool) -> tuple[nn.Module, torch.Tensor]:
     """A sigmoid multi-label resnet whose fc bias makes exactly ``detected`` labels fire."""
     torch.manual_seed(0)
-    model = (resnet18 if quick else resnet50)(weights=None).eval()
+    model = (resnet18 if quick else resnet50)(weights=None)
     model.fc = nn.Linear(model.fc.in_features, num_labels)
+    model.eval()  # after the new head, which a module starts in training mode
     batch, size = (2, 64) if quick else (8, 224)
     images = torch.rand(batch, 3, size, size)
     with torch.no_grad():
