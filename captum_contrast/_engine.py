@@ -286,14 +286,17 @@ def check_gradients_enabled() -> None:
         )
 
 
+NOT_ON_THE_PATH = (
+    "the model output does not depend on `layer`: gradients are disabled between the layer "
+    "and the output (torch.no_grad() or .detach() in the model's forward), or the layer is "
+    "not on the path to the output"
+)
+
+
 def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) -> Tensor:
     """Gradients of the T weighted scores w.r.t. the leaves, ``(T, B, K, ...)``."""
     if not outputs.requires_grad:
-        raise ValueError(
-            "the model output does not depend on `layer`: gradients are disabled between the "
-            "layer and the output (torch.no_grad() or .detach() in the model's forward), or "
-            "the layer is not on the path to the output"
-        )
+        raise ValueError(NOT_ON_THE_PATH)
     num_scores = score_weights.shape[0]
     if num_scores == 1:
         grads = torch.autograd.grad(
@@ -303,11 +306,7 @@ def _batched_grad(outputs: Tensor, leaves: list[Tensor], score_weights: Tensor) 
     else:
         grads = _grads_of_several_scores(outputs, leaves, score_weights)
     if any(g is None for g in grads):
-        raise ValueError(
-            "the model output does not depend on `layer`: gradients are disabled between the "
-            "layer and the output (torch.no_grad() or .detach() in the model's forward), or "
-            "the layer is not on the path to the output"
-        )
+        raise ValueError(NOT_ON_THE_PATH)
     return torch.cat([g.detach() for g in grads], dim=1)
 
 

@@ -218,11 +218,6 @@ def main(argv: list[str] | None = None) -> int:
 PROBE_SIZE = 224
 
 
-def _model_and_transform(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable]:
-    model, layer, transform, _ = _load(args)
-    return model, layer, transform
-
-
 def _load(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable, Loaded]:
     loaded = load_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
     small = args.arch == SMALL_CNN
@@ -303,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if canvases and not args.arch:
             model, layer, transform = _demo_model_on_rank(run)
         else:
-            model, layer, transform = _model_and_transform(args)
+            model, layer, transform, _ = _load(args)
         paths = run_evaluation(
             model,
             layer,

@@ -85,20 +85,24 @@ def evaluate(
             continue
         object_masks = _object_masks(items, rows, classes, bool(needing_masks))
         x_batch, y_batch = images[rows.to(device)], classes.to(device)
+        # The metrics read numpy arrays: converted once per batch, not per metric and method.
+        x_numpy, y_numpy = x_batch.detach().cpu().numpy(), classes.numpy()
+        device_name = str(x_batch.device)
         for name in methods:
             kwargs = dict((method_kwargs or {}).get(name, {}))
             maps = explain(name, model, layer, x_batch, y_batch, **kwargs).numpy()
-            scores = _shared_scores(metrics, model, x_batch, y_batch, maps)
+            scores = _shared_scores(metrics, model, x_numpy, y_numpy, maps, device_name)
             for metric in metrics:
                 if metric not in scores:
                     scores[metric] = _score(
                         metric,
                         model,
-                        x_batch,
-                        y_batch,
+                        x_numpy,
+                        y_numpy,
                         maps,
                         object_masks,
                         explain_func(name, model, layer, **kwargs),
+                        device_name,
                     )
             for row, (index, label) in enumerate(zip(rows.tolist(), classes.tolist(), strict=True)):
                 records.append(
@@ -123,7 +127,12 @@ def _object_masks(items: list[Any], rows: Tensor, classes: Tensor, needed: bool)
 
 
 def _shared_scores(
-    metrics: Sequence[str], model: nn.Module, x_batch: Tensor, y_batch: Tensor, maps: np.ndarray
+    metrics: Sequence[str],
+    model: nn.Module,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    maps: np.ndarray,
+    device: str,
 ) -> dict[str, Any]:
     """The masking metrics asked for, two or more of a family, from shared forwards.
 
@@ -138,11 +147,11 @@ def _shared_scores(
             continue  # one metric alone costs the same through its class
         shared = masking_scores(
             model,
-            x_batch.detach().cpu().numpy(),
-            y_batch.cpu().numpy(),
+            x_batch,
+            y_batch,
             maps,
             multilabel=multilabel,
-            device=str(x_batch.device),
+            device=device,
             batch_size=len(x_batch),
         )
         scores.update({metric: shared[names[metric]] for metric in asked})
@@ -152,21 +161,22 @@ def _shared_scores(
 def _score(
     metric: str,
     model: nn.Module,
-    x_batch: Tensor,
-    y_batch: Tensor,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
     maps: np.ndarray,
     object_masks: Tensor | None,
     explain_func: Callable[..., np.ndarray],
+    device: str,
 ) -> list[float]:
     metric_class = METRICS[metric]
     return metric_class(disable_warnings=True)(
         model=model,
-        x_batch=x_batch.detach().cpu().numpy(),
-        y_batch=y_batch.cpu().numpy(),
+        x_batch=x_batch,
+        y_batch=y_batch,
         a_batch=maps,
         s_batch=None if object_masks is None else object_masks[:, None].numpy(),
         explain_func=explain_func if metric_class.needs_explain_func else None,
-        device=str(x_batch.device),
+        device=device,
         batch_size=len(x_batch),
     )
 

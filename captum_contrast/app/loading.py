@@ -24,6 +24,7 @@ import torchvision
 from torch import Tensor, nn
 
 from captum_contrast import _model
+from captum_contrast.transforms import infer_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -356,14 +357,10 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
 
     One forward and backward of ``example``: among modules run once whose output lays out as
     maps (:func:`captum_contrast.transforms.infer_layout`), pooling, linear, flatten and
-    permute layers aside,
-    the last to finish whose gradient reaches more than one cell. That is ``layer4`` for a ResNet,
-    ``features`` for VGG, DenseNet or EfficientNet, and the last block's first LayerNorm for a
+    permute layers aside, the last to finish whose gradient reaches more than one cell. That
+    is ``layer4`` for a ResNet, ``features`` for VGG, DenseNet or EfficientNet, and the last block's first LayerNorm for a
     vision transformer that classifies from its class token (later tokens get no gradient).
     """
-    from captum_contrast._model import model_logits
-    from captum_contrast.transforms import infer_layout
-
     names = {module: name for name, module in network.named_modules() if name}
     seen: dict[str, tuple[Tensor, Any]] = {}
     calls: dict[str, int] = {}
@@ -392,7 +389,7 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
     handles = [module.register_forward_hook(hook) for module in names]
     try:
         with torch.enable_grad():
-            logits = model_logits(model(example.detach().clone().requires_grad_(True)))
+            logits = _model.model_logits(model(example.detach().clone().requires_grad_(True)))
     finally:
         for handle in handles:
             handle.remove()

@@ -111,7 +111,9 @@ class ContrastGradCAM(LayerContrastAttribution):
         forward_func: The model, or any function returning ``(batch, classes)`` logits.
         layer: The module whose output is explained (e.g. ``model.layer4``).
         device_ids: As in Captum, only for ``DataParallel`` forward functions.
-        reshape_transform: Keyword-only; maps the layer tensor to ``(B, K, h, w)``.
+        reshape_transform: Keyword-only; ``None`` lays the layer's tensor out automatically
+            (channels-first, channels-last or tokens); pass a transform only when that
+            is ambiguous (see :class:`captum_contrast.LayerContrastAttribution`).
 
     Example:
         >>> import torch

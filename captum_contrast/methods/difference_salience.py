@@ -107,7 +107,9 @@ class DifferenceSalience(LayerContrastAttribution):
             with an explicit ``contrast`` for a pairwise difference).
         layer: The module whose output is explained (e.g. ``model.features``).
         device_ids: As in Captum, only for ``DataParallel`` forward functions.
-        reshape_transform: Keyword-only; maps the layer tensor to ``(B, K, h, w)``.
+        reshape_transform: Keyword-only; ``None`` lays the layer's tensor out automatically
+            (channels-first, channels-last or tokens); pass a transform only when that
+            is ambiguous (see :class:`captum_contrast.LayerContrastAttribution`).
 
     Example:
         >>> import torch

@@ -128,7 +128,9 @@ class MinMaxCAM(LayerContrastAttribution):
             when it has one, as the kernel-usage-regularised head does), or an ``(L, K)``
             tensor of class weights; read at each call. Selects the CAM forms.
         device_ids: As in Captum, only for ``DataParallel`` forward functions.
-        reshape_transform: Keyword-only; maps the layer tensor to ``(B, K, h, w)``.
+        reshape_transform: Keyword-only; ``None`` lays the layer's tensor out automatically
+            (channels-first, channels-last or tokens); pass a transform only when that
+            is ambiguous (see :class:`captum_contrast.LayerContrastAttribution`).
 
     Example:
         >>> import torch

@@ -246,8 +246,9 @@ class OptiCAM(LayerContrastAttribution):
         forward_func: The model (in eval mode), returning ``(batch, classes)`` logits.
         layer: The module whose feature maps are combined, e.g. ``model.layer4``.
         device_ids: As in Captum, only for ``DataParallel`` forward functions.
-        reshape_transform: Keyword-only; maps the layer tensor to ``(B, K, h, w)``, e.g.
-            :func:`captum_contrast.vit_reshape_transform` at a ViT block's LayerNorm.
+        reshape_transform: Keyword-only; ``None`` lays the layer's tensor out automatically
+            (channels-first, channels-last or tokens); pass a transform only when that
+            is ambiguous (see :class:`captum_contrast.LayerContrastAttribution`).
 
     Example:
         >>> import torch
