@@ -24,6 +24,7 @@ METHODS: dict[str, Explain] = {
     "contrast-grad-cam-fixed": lambda m, x, t: ContrastGradCAM(m, m.conv2).attribute(
         x, t, contrast=[3, 4]
     ),
+    "contrast-grad-cam-cosine": lambda m, x, t: ContrastGradCAM(m, m.conv2).cosine(x, t, k=2),
     "minmax-cam": lambda m, x, t: MinMaxCAM(m, m.conv2).attribute(x, t),
     "d-minmax-cam": lambda m, x, t: MinMaxCAM(m, m.conv2).attribute(x, t, variant="d-minmax"),
     "minmax-cam-form": lambda m, x, t: MinMaxCAM(m, m.conv2, classifier=m.fc).attribute(x, t),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, LayerAttribution
@@ -42,8 +42,9 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     afterwards: a training-mode forward would update BatchNorm's running statistics and
     draw new dropout masks. (Only the modules of ``forward_func`` when it is a module or a
     bound method of one, else those of ``layer``; put a model hidden in a plain function in
-    eval mode yourself.) Every subclass's ``attribute`` gets this through
-    ``__init_subclass__``. Calls from several threads on one shared model are safe and give
+    eval mode yourself.) Every public method of a subclass that runs the model (those named
+    in ``model_calling_methods``: ``attribute``, and e.g. ``ContrastGradCAM.cosine``) gets
+    this through ``__init_subclass__``. Calls from several threads on one shared model are safe and give
     the maps sequential calls give.
 
     Args:
@@ -71,10 +72,14 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         True
     """
 
+    model_calling_methods: ClassVar[tuple[str, ...]] = ("attribute",)
+    """The methods that run the model, each wrapped in the eval-mode switch."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "attribute" in cls.__dict__:
-            cls.attribute = _in_eval_mode(cls.__dict__["attribute"])
+        for name in cls.model_calling_methods:
+            if name in cls.__dict__:
+                setattr(cls, name, _in_eval_mode(cls.__dict__[name]))
 
     def __init__(
         self,

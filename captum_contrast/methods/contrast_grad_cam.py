@@ -132,6 +132,8 @@ class ContrastGradCAM(LayerContrastAttribution):
         torch.Size([2, 1, 2, 2])
     """
 
+    model_calling_methods = ("attribute", "cosine")
+
     @log_usage()
     def attribute(
         self,
