@@ -31,8 +31,8 @@ from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
-from captum_contrast._model import model_logits
 from captum_contrast.app.loading import default_layer
+from captum_contrast.scores import ClassScores
 from captum_contrast.transforms import grid_fits, infer_layout
 
 HERE = Path(__file__).resolve().parent
@@ -156,7 +156,7 @@ def is_map(result: Tensor, batch: int, spatial: tuple[int, ...]) -> bool:
 def run_methods(network: nn.Module, layer: nn.Module, images: Tensor, opti_iters: int = 3):
     """``{column: result or exception}`` for the package's methods and Captum's Grad-CAM."""
     with torch.no_grad():
-        logits = model_logits(network(images))
+        logits = ClassScores()(network(images))
     target = logits.argmax(dim=1)
     labels = F.one_hot(target, logits.shape[1]).bool()
     calls = {
@@ -180,7 +180,7 @@ def run_methods(network: nn.Module, layer: nn.Module, images: Tensor, opti_iters
 
 
 def _logits_of(network: nn.Module) -> Callable[..., Tensor]:
-    return lambda *inputs: model_logits(network(*inputs))
+    return lambda *inputs: ClassScores()(network(*inputs))
 
 
 def minmax_vs_grad_cam(results: dict) -> float | None:
@@ -208,11 +208,11 @@ def pytorch_grad_cam_cell(network: nn.Module, layer: nn.Module, images: Tensor, 
             self.network = network
 
         def forward(self, x: Tensor) -> Tensor:
-            return model_logits(self.network(x))
+            return ClassScores()(self.network(x))
 
     try:
         with torch.no_grad():
-            target = model_logits(network(images)).argmax(dim=1)
+            target = ClassScores()(network(images)).argmax(dim=1)
         with GradCAM(model=Logits(), target_layers=[layer]) as cam:
             maps = cam(images, targets=[ClassifierOutputTarget(int(t)) for t in target])
     except Exception as error:

@@ -3,10 +3,12 @@
 Every method in the package is Grad-CAM asking a different question. The data flows one
 way, with no call back into the method:
 
-1. :func:`forward_layer` runs the model once. A hook swaps the layer's output for a
+1. :func:`forward_layer` runs the model once and reads its output as ``(B, C)`` class
+   scores (:mod:`captum_contrast.scores`: logits, a region of a segmentation, a step of a
+   sequence, a detection, a similarity). A hook swaps the layer's output for a
    detached copy that requires grad, so back-propagation stops at the layer: parameter
    ``.grad`` is never written and the backbone below the layer is never back-propagated.
-   It returns a :class:`LayerForward` with the outputs ``(B, C)`` and activations
+   It returns a :class:`LayerForward` with the scores ``(B, C)`` and activations
    ``A`` ``(B, K, *grid)``, laid out by ``reshape_transform`` or recognised
    from their shape (:mod:`captum_contrast.transforms`).
 2. The method resolves its targets from ``outputs`` in plain code.
@@ -27,7 +29,8 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import Tensor, nn
 
-from captum_contrast._model import check_layer, model_device, model_logits
+from captum_contrast._model import check_layer, model_device
+from captum_contrast.scores import ScoresLike, read_scores
 from captum_contrast.transforms import ReshapeTransform, check_maps, infer_layout
 
 
@@ -41,7 +44,7 @@ class LayerForward:
     """
 
     outputs: Tensor
-    """Model outputs ``(B, C)``."""
+    """The class scores ``(B, C)`` read from the model's output by ``scores``."""
     activations: Tensor
     """Layer activations ``(B, K, *grid)`` (1 to 3 grid axes), laid out by the layout."""
     _graph_outputs: Tensor | None = field(repr=False)
@@ -175,6 +178,7 @@ def forward_layer(
     reshape_transform: ReshapeTransform | None = None,
     *,
     keep_graph: bool = True,
+    scores: ScoresLike = None,
 ) -> LayerForward:
     """Run the model once and read ``layer``; gradients are taken later, on request.
 
@@ -191,6 +195,9 @@ def forward_layer(
             the same transform is applied to the gradients. ``None``: the layout is
             recognised from the tensor's shape and the input's grid
             (:func:`captum_contrast.transforms.infer_layout`).
+        scores: Reads the model's output as ``(B, C)`` class scores
+            (:mod:`captum_contrast.scores`); ``None`` is :class:`~captum_contrast.scores.ClassScores`.
+            It runs inside the recorded graph, so the gradients are those of its scores.
         keep_graph: Record the graph from the layer to the outputs, so that
             :meth:`LayerForward.gradients` can be called. ``False`` runs the forward under
             ``torch.no_grad`` for methods that need only the activations and outputs.
@@ -228,7 +235,8 @@ def forward_layer(
         handle.remove()
 
     leaves = _gather_leaves(capture, device_ids, layer)
-    outputs = model_logits(outputs)
+    with torch.set_grad_enabled(keep_graph):
+        outputs = read_scores(scores, outputs, batch_size=input_tuple[0].shape[0])
     if keep_graph and not capture.grad_enabled:
         raise RuntimeError(
             f"gradients are disabled where `layer` ({type(layer).__name__}) runs: the model's "

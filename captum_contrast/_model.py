@@ -125,35 +125,3 @@ def resolve_layer(model: nn.Module, name: str, argument: str = "layer") -> nn.Mo
         label = f"{argument} {name!r}" if argument.startswith("--") else f"`{argument}`={name!r}"
         raise ValueError(f"{label} is not a module of {type(model).__name__}; {hint}")
     return model.get_submodule(name)
-
-
-def model_logits(outputs: Any) -> torch.Tensor:
-    """The ``(batch, classes)`` scores a model returned, read through ``.logits`` if present.
-
-    Hugging Face's ``ImageClassifierOutput`` and torchvision's ``InceptionOutputs`` /
-    ``GoogLeNetOutputs`` (Inception and GoogLeNet in train mode) carry them as ``.logits``;
-    any other structured output raises, showing the one-line wrapper to write.
-
-    Example:
-        >>> import torch
-        >>> from torchvision.models import InceptionOutputs
-        >>> from captum_contrast._model import model_logits
-        >>> model_logits(InceptionOutputs(torch.zeros(2, 10), torch.ones(2, 10))).shape
-        torch.Size([2, 10])
-    """
-    logits = getattr(outputs, "logits", outputs)
-    if isinstance(logits, torch.Tensor) and logits.dim() == 2:
-        return logits
-    if isinstance(logits, torch.Tensor):
-        got = f"a tensor of shape {tuple(logits.shape)}"
-    else:
-        fields = getattr(outputs, "_fields", None) or (
-            list(outputs.keys()) if isinstance(outputs, dict) else None
-        )
-        got = f"a {type(outputs).__name__}" + (f" with fields {list(fields)}" if fields else "")
-    raise ValueError(
-        f"the model must return (batch, classes) scores, or an object whose `.logits` are; "
-        f"got {got}. Wrap it in one line, e.g. "
-        "`forward_func = lambda *inputs: model(*inputs)[0]`, and pass `forward_func` with "
-        "the same `layer`"
-    )

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.models import InceptionOutputs
 
 from captum_contrast import ContrastGradCAM, OptiCAM
-from captum_contrast._model import model_logits
+from captum_contrast.scores import ClassScores
 from tests.helpers import TwoConvNet
 
 
@@ -46,7 +46,7 @@ def test_logits_objects_are_read_through() -> None:
     torch.testing.assert_close(
         opti, OptiCAM(model.net, model.net.relu2).attribute(images, target=[1, 2], n_iter=2)
     )
-    assert model_logits(HFStyle(logits=torch.ones(2, 3))).shape == (2, 3)
+    assert ClassScores()(HFStyle(logits=torch.ones(2, 3))).shape == (2, 3)
     reference = LayerGradCam(model.net, model.net.relu2).attribute(images, 1)
     assert reference.abs().sum() > 0
 
@@ -56,6 +56,6 @@ def test_other_structured_outputs_raise_showing_the_wrapper() -> None:
     with pytest.raises(ValueError, match=r"OrderedDict with fields \['logits', 'hidden'\]"):
         ContrastGradCAM(model, model.net.relu2).attribute(torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"lambda \*inputs: model\(\*inputs\)\[0\]"):
-        model_logits((torch.zeros(2, 3), torch.zeros(2, 3)))
+        ClassScores()((torch.zeros(2, 3), torch.zeros(2, 3)))
     with pytest.raises(ValueError, match=r"a tensor of shape \(2, 3, 4\)"):
-        model_logits(torch.zeros(2, 3, 4))
+        ClassScores()(torch.zeros(2, 3, 4))

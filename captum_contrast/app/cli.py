@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from captum_contrast import __version__
-from captum_contrast._model import model_logits
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
 from captum_contrast.app.loading import (
@@ -40,6 +39,7 @@ from captum_contrast.app.registry import (
     SINGLE_LABEL_METRICS,
     explain,
 )
+from captum_contrast.scores import ClassScores
 
 
 def _positive_int(text: str) -> int:
@@ -246,7 +246,7 @@ def run_explain(args: argparse.Namespace) -> int:
     images = torch.stack([picture for _, picture in pictures])
     with torch.no_grad():
         logits = model(images)
-    logits = model_logits(logits)
+    logits = ClassScores()(logits)
     probabilities = torch.softmax(logits, dim=1)
     targets = (
         torch.full((len(images),), class_index(args.target, loaded.categories, logits.shape[1]))

@@ -24,6 +24,7 @@ import torchvision
 from torch import Tensor, nn
 
 from captum_contrast import _model
+from captum_contrast.scores import ClassScores
 from captum_contrast.transforms import infer_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,7 +48,7 @@ class Normalized(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         # Logits, also from models returning an object (Hugging Face), for every consumer.
-        return _model.model_logits(self.model((inputs - self.mean) / self.std))
+        return ClassScores()(self.model((inputs - self.mean) / self.std))
 
 
 def architectures() -> list[str]:
@@ -389,7 +390,7 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
     handles = [module.register_forward_hook(hook) for module in names]
     try:
         with torch.enable_grad():
-            logits = _model.model_logits(model(example.detach().clone().requires_grad_(True)))
+            logits = ClassScores()(model(example.detach().clone().requires_grad_(True)))
     finally:
         for handle in handles:
             handle.remove()

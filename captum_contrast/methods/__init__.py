@@ -5,7 +5,7 @@ Each method file holds its class and the paper's math as small named functions
 ``difference_score_weights``).
 """
 
-from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods._base import GradientPlan, LayerContrastAttribution, run_plans
 from captum_contrast.methods.analysis import active_channels
 from captum_contrast.methods.contrast_grad_cam import (
     ContrastGradCAM,
@@ -25,6 +25,7 @@ __all__ = [
     "ContrastGradCAM",
     "ContrastSet",
     "DifferenceSalience",
+    "GradientPlan",
     "LayerContrastAttribution",
     "MinMaxCAM",
     "OptiCAM",
@@ -37,4 +38,5 @@ __all__ = [
     "objective_loss",
     "project_out",
     "projection_coefficient",
+    "run_plans",
 ]

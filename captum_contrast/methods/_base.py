@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, LayerAttribution
 from torch import Tensor, nn
@@ -17,6 +19,53 @@ from captum_contrast._engine import (
     weighted_activations,
 )
 from captum_contrast._model import check_layer, explained_in_eval_mode, owning_module
+from captum_contrast.scores import ScoresLike
+
+
+@dataclass
+class GradientPlan:
+    """What a gradient method asks of one forward: ``T`` scores and how to finish the map.
+
+    ``weights`` ``(T, B, C)`` are the score weights handed to
+    :meth:`~captum_contrast._engine.LayerForward.gradients` (``None``: the method needs no
+    gradient, e.g. MinMax-CAM's CAM form); ``finish`` turns their gradients
+    ``(T, B, K, *grid)`` (or ``None``) into what ``attribute`` returns. Several methods'
+    plans on one forward share one batched backward (:func:`run_plans`).
+    """
+
+    weights: Tensor | None
+    finish: Callable[[Tensor | None], Any]
+
+
+def run_plans(forward: LayerForward, plans: Sequence[GradientPlan]) -> list[Any]:
+    """Finish every plan from one batched backward of all their scores together.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.models import resnet18
+        >>> from captum_contrast import ContrastGradCAM, DifferenceSalience
+        >>> from captum_contrast._engine import forward_layer
+        >>> from captum_contrast.methods import run_plans
+        >>> model = resnet18(weights=None, num_classes=4).eval()
+        >>> x = torch.rand(2, 3, 64, 64)
+        >>> case, diff = ContrastGradCAM(model, model.layer4), DifferenceSalience(model, model.layer4)
+        >>> forward = forward_layer(model, model.layer4, x)       # one forward ...
+        >>> maps = run_plans(forward, [case.plan(forward, 1), diff.plan(forward, 1, contrast=2)])
+        >>> torch.allclose(maps[0], case.attribute(x, 1), atol=1e-6)   # ... one backward
+        True
+    """
+    needed = [plan.weights for plan in plans if plan.weights is not None]
+    gradients = forward.gradients(torch.cat(needed)) if needed else None
+    results, start = [], 0
+    for plan in plans:
+        if plan.weights is None:
+            results.append(plan.finish(None))
+            continue
+        stop = start + plan.weights.shape[0]
+        assert gradients is not None
+        results.append(plan.finish(gradients[start:stop]))
+        start = stop
+    return results
 
 
 class LayerContrastAttribution(LayerAttribution, GradientAttribution):
@@ -47,8 +96,17 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     this through ``__init_subclass__``. Calls from several threads on one shared model are safe and give
     the maps sequential calls give.
 
+    Every ``attribute`` takes a keyword-only ``scores`` (:mod:`captum_contrast.scores`):
+    how the model's output is read as ``(B, C)`` class scores (a region of a segmentation,
+    a step of a sequence, a detection, a similarity). ``None`` reads ``(B, C)`` logits.
+    Given ``scores``, the map is the one computed for ``lambda *x: scores(model(*x))``.
+    The gradient methods also have ``plan(forward, target, ...)``: the scores they need
+    from a forward, so that several methods share one forward and one backward
+    (:func:`run_plans`).
+
     Args:
-        forward_func: The model, or any function returning ``(batch, classes)`` outputs.
+        forward_func: The model, or any function of the inputs; its output is read by
+            ``scores`` (``(batch, classes)`` logits by default).
         layer: The module whose output (or input) is explained: maps ``(B, K, *grid)``
             with 1-3 grid axes, channels-last maps or transformer tokens (recognised from
             the shape, see :func:`captum_contrast.transforms.infer_layout`).
@@ -100,6 +158,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         additional_forward_args: Any,
         attribute_to_layer_input: bool,
         keep_graph: bool = True,
+        scores: ScoresLike = None,
     ) -> LayerForward:
         """One forward of the model, read at this method's layer (see :mod:`._engine`)."""
         return forward_layer(
@@ -111,7 +170,23 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
             device_ids=self.device_ids,
             reshape_transform=self.reshape_transform,
             keep_graph=keep_graph,
+            scores=scores,
         )
+
+    def _attribute_by_plan(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
+        additional_forward_args: Any,
+        attribute_to_layer_input: bool,
+        scores: ScoresLike,
+        plan: Callable[[LayerForward], GradientPlan],
+        keep_graph: bool = True,
+    ) -> Any:
+        """The straight line of every gradient method: forward, plan, one backward, finish."""
+        forward = self._forward(
+            inputs, additional_forward_args, attribute_to_layer_input, keep_graph, scores
+        )
+        return run_plans(forward, [plan(forward)])[0]
 
     @staticmethod
     def _weighted_map(

@@ -14,8 +14,8 @@ from captum_contrast._model import (
     check_layer,
     explained_in_eval_mode,
     model_device,
-    model_logits,
 )
+from captum_contrast.scores import ClassScores
 
 
 def active_channels(
@@ -88,7 +88,7 @@ def active_channels(
                     raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")
                 inputs, labels = batch[0], torch.as_tensor(batch[1]).long().cpu()
                 outputs.clear()
-                logits = model_logits(model(inputs.to(device) if device is not None else inputs))
+                logits = ClassScores()(model(inputs.to(device) if device is not None else inputs))
                 activations = _layer_output(outputs)
                 if totals is None or counts is None:
                     size = num_classes if num_classes is not None else logits.shape[1]

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_contrast._engine import spatial_mean
+from captum_contrast._engine import LayerForward, spatial_mean
 from captum_contrast._targets import TargetType, resolve_target
-from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods._base import GradientPlan, LayerContrastAttribution
 from captum_contrast.methods.contrast_sets import ContrastType, resolve_contrast
+from captum_contrast.scores import ScoresLike
 
 PROJECTION_EPS = 1e-8
 PROJECTIONS = ("full", "shared")
@@ -147,6 +148,7 @@ class ContrastGradCAM(LayerContrastAttribution):
         relu_attributions: bool = True,
         return_weights: bool = False,
         projection: str = "full",
+        scores: ScoresLike = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Compute the CASE map of ``target`` against its contrast classes.
 
@@ -168,19 +170,63 @@ class ContrastGradCAM(LayerContrastAttribution):
             projection: ``"full"``, the paper: subtract ``c * gamma_bar`` whatever the sign
                 of ``c``. ``"shared"``: subtract ``max(c, 0) * gamma_bar`` per example, so
                 an example whose gradients point apart keeps its Grad-CAM weights.
+            scores: How the model's output is read as ``(B, C)`` class scores
+                (:mod:`captum_contrast.scores`); ``None``: ``(B, C)`` logits. The target
+                and contrast are classes of what it selects (a region, a step, a box).
 
         Returns:
             The map ``(B, 1, h, w)`` at layer resolution and raw scale, like
             ``LayerGradCam``; use ``LayerAttribution.interpolate`` to bring it to the input.
             With ``return_weights``, a tuple ``(map, channel_weights)``.
         """
+        _check_k(k)
         if projection not in PROJECTIONS:
             raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
-        target_gamma, contrast_gamma, activations = self._channel_gradients(
-            inputs, target, additional_forward_args, attribute_to_layer_input, contrast, k
+        return self._attribute_by_plan(
+            inputs,
+            additional_forward_args,
+            attribute_to_layer_input,
+            scores,
+            lambda forward: self.plan(
+                forward,
+                target,
+                contrast=contrast,
+                k=k,
+                relu_attributions=relu_attributions,
+                return_weights=return_weights,
+                projection=projection,
+            ),
         )
-        channel_weights = project_out(target_gamma, contrast_gamma, projection)
-        return self._weighted_map(channel_weights, activations, relu_attributions, return_weights)
+
+    def plan(
+        self,
+        forward: LayerForward,
+        target: TargetType = None,
+        *,
+        contrast: ContrastType = None,
+        k: int = 1,
+        relu_attributions: bool = True,
+        return_weights: bool = False,
+        projection: str = "full",
+    ) -> GradientPlan:
+        """The two scores per example CASE needs from ``forward``, and how to finish its map.
+
+        The keywords mean what they mean in :meth:`attribute`; see
+        :func:`captum_contrast.methods.run_plans` to share one backward between methods.
+        """
+        _check_k(k)
+        if projection not in PROJECTIONS:
+            raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
+
+        def finish(gradients: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
+            assert gradients is not None
+            target_gamma, contrast_gamma = spatial_mean(gradients, forward.spatial_rank)
+            channel_weights = project_out(target_gamma, contrast_gamma, projection)
+            return self._weighted_map(
+                channel_weights, forward.activations, relu_attributions, return_weights
+            )
+
+        return GradientPlan(_case_score_weights(forward.outputs, target, contrast, k), finish)
 
     def cosine(
         self,
@@ -191,6 +237,7 @@ class ContrastGradCAM(LayerContrastAttribution):
         *,
         contrast: ContrastType = None,
         k: int = 1,
+        scores: ScoresLike = None,
     ) -> Tensor:
         r"""Per-example :math:`\cos(\gamma_u, \bar\gamma)`: which projection to pick.
 
@@ -217,36 +264,34 @@ class ContrastGradCAM(LayerContrastAttribution):
             >>> cos.shape, bool(((cos >= -1) & (cos <= 1)).all())
             (torch.Size([4]), True)
         """
-        target_gamma, contrast_gamma, _ = self._channel_gradients(
-            inputs, target, additional_forward_args, attribute_to_layer_input, contrast, k
+        _check_k(k)
+        forward = self._forward(
+            inputs, additional_forward_args, attribute_to_layer_input, scores=scores
+        )
+        weights = _case_score_weights(forward.outputs, target, contrast, k)
+        target_gamma, contrast_gamma = spatial_mean(
+            forward.gradients(weights), forward.spatial_rank
         )
         return gradient_cosine(target_gamma, contrast_gamma)
 
-    def _channel_gradients(
-        self,
-        inputs: Tensor | tuple[Tensor, ...],
-        target: TargetType,
-        additional_forward_args: Any,
-        attribute_to_layer_input: bool,
-        contrast: ContrastType,
-        k: int,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``(gamma_u, gamma_bar, activations)`` from one forward and one backward."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"`k` must be a positive int, got {k!r}")
-        forward = self._forward(inputs, additional_forward_args, attribute_to_layer_input)
-        targets = resolve_target(target, forward.outputs)
-        contrasts = resolve_contrast(contrast, k, targets, forward.outputs)
-        num_classes, dtype = forward.outputs.shape[1], forward.outputs.dtype
-        # Gradients are linear in the score, so the mean contrast gradient is the gradient
-        # of the mean contrast score: two scores per example, whatever k.
-        score_weights = torch.stack(
-            [
-                F.one_hot(targets, num_classes).to(dtype),
-                F.one_hot(contrasts, num_classes).to(dtype).mean(dim=1),
-            ]
-        )
-        target_gamma, contrast_gamma = spatial_mean(
-            forward.gradients(score_weights), forward.spatial_rank
-        )
-        return target_gamma, contrast_gamma, forward.activations
+
+def _check_k(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be a positive int, got {k!r}")
+
+
+def _case_score_weights(
+    outputs: Tensor, target: TargetType, contrast: ContrastType, k: int
+) -> Tensor:
+    """``(2, B, C)``: the target's one-hot and the contrast set's mean one-hot."""
+    targets = resolve_target(target, outputs)
+    contrasts = resolve_contrast(contrast, k, targets, outputs)
+    num_classes, dtype = outputs.shape[1], outputs.dtype
+    # Gradients are linear in the score, so the mean contrast gradient is the gradient
+    # of the mean contrast score: two scores per example, whatever k.
+    return torch.stack(
+        [
+            F.one_hot(targets, num_classes).to(dtype),
+            F.one_hot(contrasts, num_classes).to(dtype).mean(dim=1),
+        ]
+    )

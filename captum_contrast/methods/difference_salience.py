@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_contrast._engine import spatial_mean
+from captum_contrast._engine import LayerForward, spatial_mean
 from captum_contrast._targets import TargetType, as_class_indices, resolve_target, runner_up
-from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods._base import GradientPlan, LayerContrastAttribution
+from captum_contrast.scores import ScoresLike
 
 RUNNER_UP = "runner-up"
 
@@ -134,6 +135,7 @@ class DifferenceSalience(LayerContrastAttribution):
         contrast: TargetType | str = None,
         relu_attributions: bool = False,
         return_weights: bool = False,
+        scores: ScoresLike = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Compute the signed map of ``S_target - S_contrast``.
 
@@ -148,16 +150,44 @@ class DifferenceSalience(LayerContrastAttribution):
                 takes each example's highest-scoring class other than its target.
             relu_attributions: Apply ReLU to the map; off by default, the map is signed.
             return_weights: Also return the channel weights :math:`w` ``(B, K)``.
+            scores: How the model's output is read as ``(B, C)`` class scores
+                (:mod:`captum_contrast.scores`); ``None``: ``(B, C)`` logits.
 
         Returns:
             The map ``(B, 1, h, w)`` at layer resolution and raw scale, like
             ``LayerGradCam``. With ``return_weights``, a tuple ``(map, channel_weights)``.
         """
-
-        forward = self._forward(inputs, additional_forward_args, attribute_to_layer_input)
-        score_weights = difference_score_weights(forward.outputs, target, contrast)
-        gradients = forward.gradients(score_weights.unsqueeze(0))[0]
-        channel_weights = spatial_mean(gradients, forward.spatial_rank)
-        return self._weighted_map(
-            channel_weights, forward.activations, relu_attributions, return_weights
+        return self._attribute_by_plan(
+            inputs,
+            additional_forward_args,
+            attribute_to_layer_input,
+            scores,
+            lambda forward: self.plan(
+                forward,
+                target,
+                contrast=contrast,
+                relu_attributions=relu_attributions,
+                return_weights=return_weights,
+            ),
         )
+
+    def plan(
+        self,
+        forward: LayerForward,
+        target: TargetType = None,
+        *,
+        contrast: TargetType | str = None,
+        relu_attributions: bool = False,
+        return_weights: bool = False,
+    ) -> GradientPlan:
+        """The one score per example (``S_target - S_contrast``) and how to finish the map."""
+        score_weights = difference_score_weights(forward.outputs, target, contrast)
+
+        def finish(gradients: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
+            assert gradients is not None
+            channel_weights = spatial_mean(gradients[0], forward.spatial_rank)
+            return self._weighted_map(
+                channel_weights, forward.activations, relu_attributions, return_weights
+            )
+
+        return GradientPlan(score_weights.unsqueeze(0), finish)

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_contrast._engine import ReshapeTransform, spatial_mean
+from captum_contrast._engine import LayerForward, ReshapeTransform, spatial_mean
 from captum_contrast._targets import TargetType, resolve_target
-from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods._base import GradientPlan, LayerContrastAttribution
+from captum_contrast.scores import ScoresLike
 from captum_contrast.training.cam import head_weight
 
 Variant = Literal["minmax", "d-minmax"]
@@ -179,6 +180,7 @@ class MinMaxCAM(LayerContrastAttribution):
         variant: Variant = "minmax",
         relu_attributions: bool = True,
         return_weights: bool = False,
+        scores: ScoresLike = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Compute the MinMax (or D-MinMax) map of ``target`` against the other labels.
 
@@ -196,6 +198,9 @@ class MinMaxCAM(LayerContrastAttribution):
             variant: ``"minmax"`` (eq. 7 / MinMax-Grad) or ``"d-minmax"`` (eq. 9 / 8).
             relu_attributions: Apply ReLU to the map, as the paper does.
             return_weights: Also return the channel weights :math:`\alpha` ``(B, K)``.
+            scores: How the model's output is read as ``(B, C)`` class scores
+                (:mod:`captum_contrast.scores`); ``None``: ``(B, C)`` logits. The label
+                set is read from what it selects (e.g. the classes present in a region).
 
         Returns:
             The raw map ``(B, 1, h, w)`` at layer resolution, like ``LayerGradCam``. The
@@ -203,29 +208,60 @@ class MinMaxCAM(LayerContrastAttribution):
             ``LayerAttribution.interpolate`` brings it to the input size. With
             ``return_weights``, a tuple ``(map, channel_weights)``.
         """
+        _check_threshold(threshold)
         _check_variant(variant)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-            raise TypeError(f"`threshold` must be a number, got {type(threshold).__name__}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"`threshold` must be in [0, 1] (sigmoid outputs), got {threshold}")
-        cam_form = self.classifier is not None
         # The CAM form reads the classifier's weights, not gradients: no graph is kept.
-        forward = self._forward(
-            inputs, additional_forward_args, attribute_to_layer_input, keep_graph=not cam_form
+        return self._attribute_by_plan(
+            inputs,
+            additional_forward_args,
+            attribute_to_layer_input,
+            scores,
+            lambda forward: self.plan(
+                forward,
+                target,
+                labels=labels,
+                threshold=threshold,
+                variant=variant,
+                relu_attributions=relu_attributions,
+                return_weights=return_weights,
+            ),
+            keep_graph=self.classifier is None,
         )
+
+    def plan(
+        self,
+        forward: LayerForward,
+        target: TargetType = None,
+        *,
+        labels: Tensor | None = None,
+        threshold: float = 0.5,
+        variant: Variant = "minmax",
+        relu_attributions: bool = True,
+        return_weights: bool = False,
+    ) -> GradientPlan:
+        """The label-set scores MinMax needs from ``forward`` and how to finish its map.
+
+        With a ``classifier`` (the CAM form) no gradient is asked for.
+        """
+        _check_threshold(threshold)
+        _check_variant(variant)
         label_sets = _resolve_labels(labels, forward.outputs, threshold)
         targets = _resolve_targets(target, forward.outputs, label_sets)
-        scores = minmax_score_weights(label_sets, targets, variant).to(forward.outputs.dtype)
-        if cam_form:
-            class_weights = self._class_weights(forward.outputs.shape[1], forward.activations)
-            channel_weights = combine_scores(scores @ class_weights, variant)
-        else:
-            channel_weights = spatial_mean(
-                combine_scores(forward.gradients(scores), variant), forward.spatial_rank
+        score_weights = minmax_score_weights(label_sets, targets, variant).to(forward.outputs.dtype)
+
+        def finish(gradients: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
+            if gradients is None:
+                class_weights = self._class_weights(forward.outputs.shape[1], forward.activations)
+                channel_weights = combine_scores(score_weights @ class_weights, variant)
+            else:
+                channel_weights = spatial_mean(
+                    combine_scores(gradients, variant), forward.spatial_rank
+                )
+            return self._weighted_map(
+                channel_weights, forward.activations, relu_attributions, return_weights
             )
-        return self._weighted_map(
-            channel_weights, forward.activations, relu_attributions, return_weights
-        )
+
+        return GradientPlan(None if self.classifier is not None else score_weights, finish)
 
     def _class_weights(self, num_labels: int, activations: Tensor) -> Tensor:
         weight = self.classifier
@@ -238,6 +274,13 @@ class MinMaxCAM(LayerContrastAttribution):
                 f"pooled layer to the model's outputs, got {tuple(weight.shape)}"
             )
         return weight.detach().to(device=activations.device, dtype=activations.dtype)
+
+
+def _check_threshold(threshold: Any) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"`threshold` must be a number, got {type(threshold).__name__}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"`threshold` must be in [0, 1] (sigmoid outputs), got {threshold}")
 
 
 def _check_variant(variant: str) -> None:
