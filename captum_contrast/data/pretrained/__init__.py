@@ -51,6 +51,7 @@ from captum_contrast.data.pretrained.faces import (
 )
 from captum_contrast.data.pretrained.ocr import (
     DETECTION_CLASSES,
+    PAGE_LINES,
     TEXT_DIRECTIONS,
     BinaryMapLogits,
     Reading,
@@ -69,6 +70,7 @@ __all__ = [
     "DETECTION_CLASSES",
     "EMOTIONS",
     "FACE_CLASSES",
+    "PAGE_LINES",
     "TEXT_DIRECTIONS",
     "BinaryMapLogits",
     "MiniXception",
