@@ -241,7 +241,12 @@ def text_recognition_model() -> PretrainedModel:
 
 
 class Reading(NamedTuple):
-    """One line read by :func:`ctc_greedy_decode`."""
+    """One line read by :func:`ctc_greedy_decode`.
+
+    Example:
+        >>> Reading("ab", (3, 7)).steps[1]  # "b" was emitted at time step 7
+        7
+    """
 
     text: str
     """The characters read."""
