@@ -42,6 +42,7 @@ class ONet(nn.Module):
     loads once the box and landmark heads are dropped.
 
     Example:
+        >>> import torch
         >>> ONet()(torch.zeros(2, 3, 48, 48)).shape
         torch.Size([2, 2])
     """
