@@ -69,6 +69,7 @@ def test_omitted_trailing_inputs_are_dropped_and_constant_weights_make_layers() 
         (_node("Conv", ["x", "w"], {"pads": [0, 0, 1, 1]}), "only symmetric 2-D pads"),
         (_node("Resize", ["x", "r", "s"], {"mode": "linear"}), "only nearest, asymmetric"),
         (_node("Add", ["", "x"]), "an omitted input before a given one"),
+        (_node("Cast", ["x"], {"to": 16}), "Cast to ONNX data type 16 is not supported"),
     ],
 )
 def test_unsupported_nodes_are_refused_by_name(node: dict, message: str) -> None:

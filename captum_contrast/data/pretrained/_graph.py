@@ -206,7 +206,9 @@ def _function(op: str, attrs: dict[str, Any]) -> Callable[..., Tensor]:
         "MatMul": torch.matmul,
         "Clip": lambda x, low=None, high=None: x.clamp(low, high),
         "GlobalAveragePool": lambda x: x.mean(dim=tuple(range(2, x.dim())), keepdim=True),
-        "Shape": lambda x: torch.tensor(x.shape, dtype=torch.int64),
+        # On the input's device: shapes are concatenated with constants (buffers), which
+        # follow the model to its device.
+        "Shape": lambda x: torch.tensor(x.shape, dtype=torch.int64, device=x.device),
         "Reshape": _reshape,
         "Slice": _slice,
     }
@@ -215,7 +217,10 @@ def _function(op: str, attrs: dict[str, Any]) -> Callable[..., Tensor]:
     if op == "HardSigmoid":
         return _hard_sigmoid(attrs.get("alpha", 0.2), attrs.get("beta", 0.5))
     if op == "Cast":
-        return lambda x: x.to(_DTYPES[attrs["to"]])
+        if attrs.get("to") not in _DTYPES:
+            raise ValueError(f"Cast to ONNX data type {attrs.get('to')} is not supported")
+        dtype = _DTYPES[attrs["to"]]
+        return lambda x: x.to(dtype)
     if op == "Concat":
         return lambda *xs: torch.cat(xs, dim=attrs["axis"])
     if op == "Transpose":
