@@ -291,7 +291,10 @@ def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(function)
         def wrapped(self: LayerContrastAttribution, *args: Any, **kwargs: Any) -> Any:
-            given = signature.bind_partial(self, *args, **kwargs).arguments
+            try:
+                given = signature.bind_partial(self, *args, **kwargs).arguments
+            except TypeError:  # the call below raises Python's own error, naming the method
+                given = {}
             for name in flags:
                 if name in given:
                     check_flag(given[name], name)
