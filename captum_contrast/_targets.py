@@ -8,6 +8,7 @@ model's output, with errors that name the argument at fault.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -75,6 +76,34 @@ def resolve_target(target: TargetType, outputs: Tensor, name: str = "target") ->
         )
     check_class_range(indices, num_classes, name)
     return indices.contiguous()
+
+
+def check_scores(outputs: Tensor) -> None:
+    """Warn, naming the examples, when the ``(B, C)`` class scores hold NaN.
+
+    (Integer scores are refused where they are read, by ``scores.read_scores``.) NaN
+    scores make the chosen targets and contrasts arbitrary (``argmax`` of NaN) and usually
+    the maps NaN too, so they are reported rather than explained quietly.
+
+    Example:
+        >>> import torch, warnings
+        >>> from captum_contrast._targets import check_scores
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     check_scores(torch.tensor([[1.0, 2.0], [float("nan"), 0.0]]))
+        >>> print(caught[0].message)
+        the model's scores are NaN for examples [1] (of 2): their targets, contrasts and maps are not meaningful
+    """
+    nan = torch.isnan(outputs.detach()).flatten(1).any(dim=1)
+    if bool(nan.any()):
+        examples = nan.nonzero().flatten().tolist()
+        shown = f"{examples[:10]}{' ...' if len(examples) > 10 else ''}"
+        warnings.warn(
+            f"the model's scores are NaN for examples {shown} (of {len(nan)}): their "
+            "targets, contrasts and maps are not meaningful",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def one_hot_weights(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:

@@ -49,11 +49,6 @@ def _positive_int(text: str) -> int:
     return _bounded_int(text, 1)
 
 
-def _non_negative_int(text: str) -> int:
-    """An argparse ``type``: an integer >= 0, else a one-line usage error (exit 2)."""
-    return _bounded_int(text, 0)
-
-
 def _class_target(text: str) -> str:
     """An argparse ``type`` for ``--target``: a class index >= 0 or a class name.
 
@@ -122,7 +117,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
         help="feed [0, 1] pixels without the ImageNet mean/std step",
     )
     parser.add_argument(
-        "--opti-iters", type=_non_negative_int, default=100, help="OptiCAM Adam steps (100)"
+        "--opti-iters", type=_positive_int, default=100, help="OptiCAM Adam steps (100)"
     )
     parser.add_argument("--out", type=_output_dir, help="output directory")
 
@@ -233,10 +228,11 @@ def _load(
     loaded = load_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
     small = args.arch == SMALL_CNN
     crop = args.crop or (32 if small else loaded.crop)
+    resize = args.resize or (32 if small else loaded.resize)
+    if crop > resize:  # the crop would be zero-padded around the resized image
+        raise CommandError(f"--crop {crop} is larger than --resize {resize}")
     channels = input_channels(loaded.network)
-    transform = image_transform(
-        args.resize or (32 if small else loaded.resize), crop, channels, loaded.interpolation
-    )
+    transform = image_transform(resize, crop, channels, loaded.interpolation)
     name = args.layer
     if name is None:
         # Probed at 224 at least: at a small crop the last stage may be a single cell.

@@ -105,6 +105,12 @@ class ContrastSet:
         matrix = np.asarray(confusion, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"`confusion` must be a square matrix, got shape {matrix.shape}")
+        if not np.isfinite(matrix).all() or (matrix < 0).any():
+            raise ValueError(
+                "`confusion` must hold finite non-negative counts (or rates); it has "
+                f"{int((~np.isfinite(matrix)).sum())} non-finite and {int((matrix < 0).sum())} "
+                "negative entries"
+            )
         num_classes = matrix.shape[0]
         if not 1 <= k < num_classes:
             raise ValueError(
@@ -117,12 +123,12 @@ class ContrastSet:
         return cls(torch.from_numpy(order.copy()))
 
     def __call__(self, targets: Tensor) -> Tensor:
-        if int(targets.max()) >= self.contrast_classes.shape[0]:
-            raise ValueError(
-                f"`target` {int(targets.max())} is outside this ContrastSet's "
-                f"{self.contrast_classes.shape[0]} classes"
-            )
-        return self.contrast_classes.to(targets.device)[targets]
+        """The ``(B, k)`` contrast classes of ``(B,)`` class indices ``targets``."""
+        indices = as_class_indices(targets, "target", self.contrast_classes.device)
+        # A negative index would wrap around to the last classes' rows.
+        check_class_range(indices, self.contrast_classes.shape[0], "target")
+        device = targets.device if isinstance(targets, Tensor) else indices.device
+        return self.contrast_classes[indices].to(device)
 
     def __repr__(self) -> str:
         return f"ContrastSet(num_classes={self.contrast_classes.shape[0]}, k={self.k})"
