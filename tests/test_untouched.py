@@ -173,3 +173,63 @@ def test_confusion_matrix_leaves_a_train_mode_model_untouched() -> None:
     assert_untouched(before, model)
     assert int(counts.sum()) == 8
     torch.testing.assert_close(counts, confusion_matrix(model.eval(), loader, 5))
+
+
+class TupleBlock(torch.nn.Module):
+    """A block returning ``(h,)``, Hugging Face style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor]:
+        return (torch.relu(self.conv(hidden)),)
+
+
+class TupleBlockNet(torch.nn.Module):
+    """``h + block(h)[0]``: the model indexes the tuple its block returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.block = TupleBlock()
+        self.head = torch.nn.Linear(4, 5)
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.stem(x)
+        hidden = hidden + self.block(hidden)[0]
+        logits = self.head(hidden.mean(dim=(2, 3)))
+        self.seen.append(logits.detach())
+        return logits
+
+
+class Unwrapped(torch.nn.Module):
+    """``TupleBlockNet`` read at ``block``'s tensor, for Captum's LayerGradCam."""
+
+    def __init__(self, net: TupleBlockNet) -> None:
+        super().__init__()
+        self.net = net
+        self.at = torch.nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.net.stem(x)
+        return self.net.head((hidden + self.at(self.net.block(hidden)[0])).mean(dim=(2, 3)))
+
+
+def test_a_layer_returning_a_tuple_keeps_its_structure() -> None:
+    # Issue 22: (h,) was replaced by h, so block(h)[0] took example 0 of the batch.
+    from captum.attr import LayerGradCam
+
+    torch.manual_seed(0)
+    model = TupleBlockNet().eval()
+    images, target = torch.rand(3, 3, 8, 8), torch.tensor([0, 2, 4])
+    plain = model(images)
+    model.seen.clear()
+    labels = torch.nn.functional.one_hot(target, 5).bool()  # one label: MinMax = Grad-CAM
+    ours = MinMaxCAM(model, model.block).attribute(images, target, labels=labels)
+    torch.testing.assert_close(model.seen[0], plain)  # the logits during the call
+    unwrapped = Unwrapped(model)
+    expected = LayerGradCam(unwrapped, unwrapped.at).attribute(images, target, relu_attributions=True)
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(ours, expected)

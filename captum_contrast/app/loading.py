@@ -381,7 +381,7 @@ def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
         ):
             return
         try:
-            transform = infer_layout(output.shape, grid)
+            transform = infer_layout(output.shape, grid, module)
         except ValueError:
             return
         seen[name] = (output, transform)
