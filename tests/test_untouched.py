@@ -3,6 +3,7 @@ failure, and when several threads explain one shared model at once."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Callable
@@ -233,3 +234,48 @@ def test_a_layer_returning_a_tuple_keeps_its_structure() -> None:
     expected = LayerGradCam(unwrapped, unwrapped.at).attribute(images, target, relu_attributions=True)
     assert expected.abs().sum() > 0
     torch.testing.assert_close(ours, expected)
+
+
+HIDDEN: dict[str, Callable[[BatchNormDropoutNet], Callable[[Tensor], Tensor]]] = {
+    "lambda": lambda model: lambda x: model(x),
+    "partial": lambda model: functools.partial(model),
+}
+
+
+@pytest.mark.parametrize("hide", sorted(HIDDEN))
+@pytest.mark.parametrize("name", ["contrast-grad-cam", "contrast-grad-cam-cosine", "opti-cam"])
+def test_a_train_mode_model_hidden_in_a_function_is_explained_in_eval_mode(
+    name: str, hide: str
+) -> None:
+    # Issue 22: only `layer` was switched; BatchNorm statistics changed and calls differed.
+    model = _model(train=True)
+    forward = HIDDEN[hide](model)
+    images = torch.rand(4, 3, 8, 8)
+    before = model_snapshot(model)
+    calls = {
+        "contrast-grad-cam": lambda: ContrastGradCAM(forward, model.conv2).attribute(
+            images, 1, k=2
+        ),
+        "contrast-grad-cam-cosine": lambda: ContrastGradCAM(forward, model.conv2).cosine(
+            images, 1, k=2
+        ),
+        "opti-cam": lambda: OptiCAM(forward, model.conv2).attribute(images, 1, n_iter=3),
+    }
+    with pytest.warns(UserWarning, match="training mode.*eval mode"):
+        first = calls[name]()
+    assert_untouched(before, model)
+    second = _quiet(calls[name])
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    model.eval()
+    torch.testing.assert_close(first, calls[name](), rtol=0, atol=0)
+
+
+def test_confusion_matrix_of_a_hidden_train_mode_model_leaves_it_untouched() -> None:
+    from captum_contrast import confusion_matrix
+
+    model = _model(train=True)
+    loader = [(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
+    before = model_snapshot(model)
+    first = _quiet(lambda: confusion_matrix(lambda x: model(x), loader, 5))
+    assert_untouched(before, model)
+    torch.testing.assert_close(first, confusion_matrix(model.eval(), loader, 5))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -40,9 +39,7 @@ def confusion_matrix(
     """
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)
-    owner = owning_module(model)
-    in_eval = explained_in_eval_mode(owner, "confusion_matrix") if owner else nullcontext()
-    with in_eval, torch.no_grad():
+    with explained_in_eval_mode(owning_module(model), "confusion_matrix"), torch.no_grad():
         for batch in data_loader:
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                 raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")
