@@ -76,11 +76,12 @@ class _EvalScope:
                     module.training = False
         if switched and not self.warned:
             self.warned = True
+            more = f" and {len(switched) - 1} more modules" if len(switched) > 1 else ""
             warnings.warn(
-                f"{self.caller}: the model is in training mode ({switched[0]} and "
-                f"{len(switched) - 1} other modules); it is explained in eval mode (BatchNorm "
-                "running statistics, no dropout) so that no buffer changes, and its mode is "
-                "restored afterwards. Call model.eval() to silence this.",
+                f"{self.caller}: the model is in training mode ({switched[0]}{more}); it is "
+                "explained in eval mode (BatchNorm running statistics, no dropout) so that no "
+                "buffer changes, and its mode is restored afterwards. Call model.eval() to "
+                "silence this.",
                 UserWarning,
                 stacklevel=stacklevel,
             )
