@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from captum._utils.common import _expand_additional_forward_args, _format_additional_forward_args
 from captum.log import log_usage
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from captum_contrast._engine import (
     check_gradients_enabled,
@@ -24,19 +23,39 @@ from captum_contrast._engine import (
 from captum_contrast._model import model_device, model_logits
 from captum_contrast._targets import TargetType, resolve_target
 from captum_contrast.methods._base import LayerContrastAttribution
+from captum_contrast.methods._opti_cam_loop import (  # the loop's names, re-exported here
+    GRAD_CAM_SCALE,
+    PAPER_TOLERANCE,
+    EarlyStop,
+    Schedule,
+    cosine_lr,
+    grad_cam_start,
+    optimise_u,
+)
 from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
 
+__all__ = [
+    "GRAD_CAM_SCALE",
+    "PAPER_TOLERANCE",
+    "PRESETS",
+    "OptiCAM",
+    "OptiCAMLoss",
+    "Recipe",
+    "cosine_lr",
+    "grad_cam_start",
+    "objective_loss",
+    "optimise_u",
+    "resolve_recipe",
+    "saliency",
+]
+
 Objective = Literal["mask", "diff", "iomask", "iodiff"]
-EarlyStop = Literal["paper", "official"] | None
 Init = Literal["constant", "grad-cam"]
-Schedule = Literal["constant", "cosine"]
 Preset = Literal["paper", "fast"]
 OBJECTIVES: tuple[str, ...] = ("mask", "diff", "iomask", "iodiff")
 EARLY_STOPS: tuple[str | None, ...] = ("paper", "official", None)
 INITS: tuple[str, ...] = ("constant", "grad-cam")
-PAPER_TOLERANCE = 1e-10
 INITIAL_U = 0.5
-GRAD_CAM_SCALE = 1.0
 
 
 @dataclass(frozen=True)
@@ -147,87 +166,6 @@ class OptiCAMLoss:
         outputs = model_logits(self.forward_func(batch, *(extra_args or ())))
         scores = outputs.gather(1, self.targets.repeat(copies).unsqueeze(1)).squeeze(1)
         return objective_loss(self.objective, self.original_scores, *scores.chunk(copies))
-
-
-def grad_cam_start(channel_weights: Tensor, scale: float = GRAD_CAM_SCALE) -> Tensor:
-    """A starting ``u (B, K)`` from Grad-CAM's channel weights ``alpha (B, K)``.
-
-    ``softmax(u)`` is positive and sums to one, so ``alpha`` itself cannot be a start; its
-    z-score per example keeps the channels' order and relative spacing, and ``scale`` sets
-    how peaked ``softmax(u)`` starts. A constant ``alpha`` gives the paper's flat start.
-    """
-    centred = channel_weights - channel_weights.mean(dim=1, keepdim=True)
-    spread = centred.pow(2).mean(dim=1, keepdim=True).sqrt()
-    return scale * centred / torch.where(spread > 0, spread, torch.ones_like(spread))
-
-
-def optimise_u(
-    loss_fn: Callable[[Tensor], Tensor],
-    u: Tensor,
-    n_iter: int,
-    lr: float,
-    early_stop: EarlyStop = "paper",
-    show_progress: bool = False,
-    schedule: Schedule = "constant",
-    keep_best: bool = False,
-) -> Tensor:
-    """Adam on ``u (B, K)``; returns the ``u`` whose map OptiCAM reports.
-
-    "paper" freezes each example's ``u`` once its own loss changes by less than 1e-10, so
-    examples stay independent of their batch; the loop ends when all are frozen. "official"
-    is the reference code's batch-level test: every ``max(n_iter // 10, 1)`` steps from step
-    0, stop if the batch-summed loss rose since the last check, keeping the current ``u``.
-    ``schedule="cosine"`` decays the learning rate from ``lr`` towards 0 over ``n_iter``
-    steps; ``keep_best`` returns each example's lowest-loss iterate among those evaluated
-    (the last one, after the final step, is never evaluated), not the last.
-    """
-    u = u.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([u], lr=lr)
-    active = torch.ones(u.shape[0], dtype=torch.bool, device=u.device)
-    best_u, best_loss = u.detach().clone(), torch.full_like(u[:, 0], math.inf)
-    previous: Tensor | None = None
-    last_checked, interval = 1e10, max(n_iter // 10, 1)  # the reference's starting value
-    progress = tqdm(total=n_iter, desc="OptiCAM", disable=not show_progress)
-    try:
-        for step in range(n_iter):
-            losses = loss_fn(u)
-            if not losses.requires_grad:
-                raise RuntimeError(
-                    "gradients are disabled in the model's forward (torch.no_grad() or "
-                    "torch.inference_mode() inside it): OptiCAM needs the gradient of the "
-                    "masked image's score with respect to the channel weights"
-                )
-            current = losses.detach()
-            if keep_best:
-                improved = current < best_loss
-                best_u[improved], best_loss[improved] = u.detach()[improved], current[improved]
-            if early_stop == "official" and step % interval == 0:
-                if float(current.sum()) > last_checked:
-                    break
-                last_checked = float(current.sum())
-            if early_stop == "paper" and previous is not None:
-                active &= (current - previous).abs() >= PAPER_TOLERANCE
-                if not bool(active.any()):
-                    break
-            previous = current
-            # autograd.grad, not backward(): nothing but u can receive a gradient.
-            (u.grad,) = torch.autograd.grad(losses.sum(), u)
-            frozen_values = u.detach()[~active]
-            if schedule == "cosine":
-                optimizer.param_groups[0]["lr"] = cosine_lr(lr, step, n_iter)
-            optimizer.step()
-            with torch.no_grad():
-                u[~active] = frozen_values
-            progress.update(1)
-    finally:
-        progress.close()
-    return best_u if keep_best and n_iter > 0 else u.detach()
-
-
-def cosine_lr(lr: float, step: int, n_iter: int) -> float:
-    """The learning rate of step ``step`` (0-based) of ``n_iter``: ``lr`` decayed by a half
-    cosine, so the first step is a full ``lr`` and the last a small fraction of it."""
-    return lr * 0.5 * (1 + math.cos(math.pi * step / n_iter))
 
 
 class OptiCAM(LayerContrastAttribution):

@@ -118,7 +118,7 @@ def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activa
     """
     x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
     try:
-        predicted = model.predict(x_input)
+        predicted = _predict(model, x_input)
     except AttributeError as error:  # Quantus reads .requires_grad/.cpu() off the output
         raise ValueError(
             "`model` must return a (batch, classes) tensor of logits (not a dict or a tuple); "
@@ -138,6 +138,24 @@ def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activa
         )
         probs[broken] = np.nan
     return probs
+
+
+def _predict(model: ModelInterface, x_input: np.ndarray) -> np.ndarray:
+    """The model's outputs for ``x_input``, fed in the model's own floating dtype.
+
+    Quantus's ``predict`` builds ``torch.Tensor(x)``, always float32, which a float16,
+    bfloat16 or float64 model refuses; the same forward (Quantus's softmax handling
+    included) is run here with the input cast to the dtype of the model's parameters.
+    """
+    network = getattr(model, "model", None)
+    if not isinstance(network, torch.nn.Module):
+        return model.predict(x_input)
+    tensors = [*network.parameters(), *network.buffers()]
+    dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+    inputs = torch.as_tensor(np.asarray(x_input), device=model.device).to(dtype)
+    with torch.no_grad():
+        output = model.get_softmax_arg_model()(inputs, **model.model_predict_kwargs)
+    return output.detach().to(torch.float64).cpu().numpy()
 
 
 def finite_rows(values: np.ndarray) -> np.ndarray:
