@@ -9,6 +9,7 @@ This module parses arguments and runs the commands; models and images come from
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +21,13 @@ from torch import nn
 from captum_contrast import __version__
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
+from captum_contrast.app.images import image_transform, load_image
 from captum_contrast.app.loading import (
     SMALL_CNN,
     CommandError,
     Loaded,
     class_index,
-    image_transform,
     input_channels,
-    load_image,
     load_model,
     resolve_layer,
     segmentation_architectures,
@@ -75,10 +75,12 @@ def _output_dir(text: str) -> str:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
-    for parent in path.absolute().parents:
+    for parent in (path.absolute(), *path.absolute().parents):
         if parent.exists():
             if not parent.is_dir():
                 raise argparse.ArgumentTypeError(f"{text!r} lies under {str(parent)!r}, a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is not writable")
             break
     return text
 
@@ -215,8 +217,17 @@ def main(argv: list[str] | None = None) -> int:
             return run_explain(args)
         return run_evaluate(args)
     except (CommandError, ValueError) as error:  # ValueError: the library rejected an input
-        print(f"captum-contrast {args.command}: error: {error}", file=sys.stderr)
+        print(f"captum-contrast {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable --out, a full disk: the path is in the message
+        print(f"captum-contrast {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (the first of several; a long one cut at 300 chars)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 PROBE_SIZE = 224

@@ -92,9 +92,10 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     buffers bit for bit, hooks, ``requires_grad`` flags, ``.grad`` and modes. A model in
     ``train()`` mode is explained in eval mode, with a warning, and its flags are restored
     afterwards: a training-mode forward would update BatchNorm's running statistics and
-    draw new dropout masks. (Only the modules of ``forward_func`` when it is a module or a
-    bound method of one, else those of ``layer``; put a model hidden in a plain function in
-    eval mode yourself.) Every public method of a subclass that runs the model (those named
+    draw new dropout masks. The modules of ``forward_func`` (a module or a bound method of
+    one) are switched up front, and every module the call runs, when ``forward_func`` hides
+    the model (``lambda x: model(x)``, ``functools.partial(model)``); see
+    ``docs/guarantees.md`` for exactly what is protected. Every public method of a subclass that runs the model (those named
     in ``model_calling_methods``: ``attribute``, and e.g. ``ContrastGradCAM.cosine``) gets
     this through ``__init_subclass__``. Calls from several threads on one shared model are safe and give
     the maps sequential calls give.
