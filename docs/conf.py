@@ -62,8 +62,8 @@ napoleon_google_docstring = True
 nitpicky = True
 nitpick_ignore_regex = [
     ("py:.*", r"(torch|numpy|np|nn|collections|pathlib|typing|matplotlib|quantus|captum)\..*"),
-    ("py:.*", r"captum_contrast(\.\w+)*\._\w+"),  # private bases and aliases
-    ("py:.*", r"Tensor|Normalization|ReshapeTransform|Substrate|ArrayLike"),  # type aliases
+    ("py:.*", r"captum_contrast(\.\w+)*\._\w+(\.\w+)*"),  # private modules, bases, aliases
+    ("py:.*", r"Tensor|Normalization|ReshapeTransform|Substrate|ArrayLike|Probability|ScoresLike"),  # type aliases
 ]
 napoleon_numpy_docstring = False
 

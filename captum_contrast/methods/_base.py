@@ -34,6 +34,19 @@ class GradientPlan:
     gradient, e.g. MinMax-CAM's CAM form); ``finish`` turns their gradients
     ``(T, B, K, *grid)`` (or ``None``) into what ``attribute`` returns. Several methods'
     plans on one forward share one batched backward (:func:`run_plans`).
+
+    Example:
+        >>> import torch
+        >>> from torchvision.models import resnet18
+        >>> from captum_contrast import ContrastGradCAM
+        >>> from captum_contrast._engine import forward_layer
+        >>> model = resnet18(weights=None, num_classes=4).eval()
+        >>> forward = forward_layer(model, model.layer4, torch.rand(2, 3, 64, 64))
+        >>> plan = ContrastGradCAM(model, model.layer4).plan(forward, target=1, k=2)
+        >>> plan.weights.shape      # (T=2 scores, B=2, C=4): the target and the contrast mean
+        torch.Size([2, 2, 4])
+        >>> plan.finish(forward.gradients(plan.weights)).shape
+        torch.Size([2, 1, 2, 2])
     """
 
     weights: Tensor | None
@@ -106,7 +119,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     Given ``scores``, the map is the one computed for ``lambda *x: scores(model(*x))``.
     The gradient methods also have ``plan(forward, target, ...)``: the scores they need
     from a forward, so that several methods share one forward and one backward
-    (:func:`run_plans`).
+    (:func:`captum_contrast.methods.run_plans`).
 
     Args:
         forward_func: The model, or any function of the inputs; its output is read by

@@ -58,6 +58,15 @@ class MaskingMetric(CAMMetric):
     multi-label family; a ``scores`` that declares its own overrides it) and implements
     :meth:`score`. The forwards are :func:`run_masking`'s, shared with every other masking
     metric evaluated on the same batch (:func:`captum_contrast.metrics.score_masking`).
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics import AverageDrop, MaskingMetric
+        >>> issubclass(AverageDrop, MaskingMetric), AverageDrop.variants, AverageDrop.probability
+        (True, ('kept',), 'softmax')
+        >>> probs = {"original": np.array([[0.8, 0.2]]), "kept": np.array([[0.4, 0.6]])}
+        >>> AverageDrop().score(probs, np.array([0])).tolist()   # [0.8 - 0.4]_+ / 0.8
+        [50.0]
     """
 
     variants: ClassVar[tuple[str, ...]] = ("kept",)
@@ -103,6 +112,18 @@ def run_masking(
 
     Returns:
         One ``(B,)`` array per metric; NaN where the map or a forward is not finite.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from quantus.helpers.model.pytorch_model import PyTorchModel
+        >>> from captum_contrast.metrics import AverageDrop, AverageGain, run_masking
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+        >>> model = PyTorchModel(net, channel_first=True)
+        >>> x = np.ones((2, 3, 2, 2), dtype=np.float32)
+        >>> drop, gain = run_masking([AverageDrop(), AverageGain()], model, x, np.array([0, 1]),
+        ...                          np.ones((2, 1, 2, 2)))   # constant maps: s = 0, x removed
+        >>> drop.shape, gain.shape
+        ((2,), (2,))
     """
     normalizations = {metric.mask_normalization for metric in metrics}
     if len(normalizations) != 1:

@@ -69,7 +69,16 @@ def _check_threshold(threshold: Any) -> float:
 
 
 class MultiLabelMasking(MaskingMetric):
-    """Y = sigmoid(f(x)) and O = sigmoid(f(M * x)) (or of (1 - M) * x): two forwards."""
+    """Y = sigmoid(f(x)) and O = sigmoid(f(M * x)) (or of (1 - M) * x): two forwards.
+
+    The base of MinMax-CAM's five metrics: ``variants`` is ``("kept",)`` (``M * x``) or
+    ``("removed",)`` (``(1 - M) * x``, the retention metrics), probabilities are sigmoids.
+
+    Example:
+        >>> from captum_contrast.metrics import AverageRetention, MultiLabelMasking
+        >>> issubclass(AverageRetention, MultiLabelMasking), AverageRetention.variants
+        (True, ('removed',))
+    """
 
     variants = ("kept",)  # ("removed",) for the retention metrics: (1 - M) * x
     probability = "sigmoid"

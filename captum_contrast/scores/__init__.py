@@ -18,11 +18,11 @@ metric works unchanged on top of it:
   embeddings ("class" ``c`` is "matches reference ``c``").
 - any callable ``outputs -> (B, C)`` tensor; it must be batch-agnostic (it sees whatever
   batch the method or metric runs), since only the built-ins know how to follow a subset
-  of the examples (:meth:`Scores.subset`).
+  of the examples (``Scores.subset``).
 
 A method given ``scores`` computes exactly the map it computes for the wrapped model
 ``lambda *x: scores(model(*x))``, with no extra forward or backward. The built-ins also say
-how their scores become probabilities for the metrics (:attr:`Scores.probability`).
+how their scores become probabilities for the metrics (``Scores.probability``).
 
 Example:
     >>> import torch
