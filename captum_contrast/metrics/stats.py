@@ -163,7 +163,7 @@ def bootstrap_interval(
     confidence: float = 0.95,
     resamples: int = 1000,
     seed: int = 0,
-) -> tuple[float, float]:
+) -> tuple[Any, Any]:
     """Percentile bootstrap interval of ``statistic`` (default: the mean) over ``values``.
 
     ``resamples`` draws of ``len(values)`` examples with replacement from
@@ -172,8 +172,9 @@ def bootstrap_interval(
     statistics (NumPy's default linear interpolation) are the bounds. With the mean, NaN
     values are left out first (as the tables' means leave them out). ``statistic``, when
     given, maps an integer index array (one resample of ``range(len(values))``) to a
-    number, for aggregates that are not a plain mean (the multi-label macro average);
-    resamples where it gives NaN are left out. ``(nan, nan)`` when nothing is left.
+    number or to a 1-D array of numbers (then both bounds are arrays), for aggregates that
+    are not a plain mean (the multi-label macro average); resamples where it gives NaN are
+    left out. NaN bounds when nothing is left.
 
     Example:
         >>> from captum_contrast.metrics.stats import bootstrap_interval
@@ -191,22 +192,57 @@ def bootstrap_interval(
     if array.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    drawn = np.empty(resamples)
+    drawn: list[Any] = []
     # Chunks keep the index matrix small on 50 000 examples.
     chunk = max(1, min(resamples, 2_000_000 // array.size))
     for start in range(0, resamples, chunk):
-        stop = min(start + chunk, resamples)
-        indices = rng.integers(0, array.size, size=(stop - start, array.size))
+        indices = rng.integers(0, array.size, size=(min(chunk, resamples - start), array.size))
         if statistic is None:
-            drawn[start:stop] = array[indices].mean(axis=1)
+            drawn.extend(array[indices].mean(axis=1))
         else:
-            drawn[start:stop] = [float(statistic(row)) for row in indices]
-    drawn = drawn[~np.isnan(drawn)]
-    if drawn.size == 0:
-        return float("nan"), float("nan")
+            drawn.extend(np.asarray(statistic(row), dtype=np.float64) for row in indices)
     tail = (1 - confidence) / 2
-    low, high = np.quantile(drawn, [tail, 1 - tail])
-    return float(low), float(high)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column whose resamples are all NaN
+        low, high = np.nanquantile(np.asarray(drawn), [tail, 1 - tail], axis=0)
+    if np.ndim(low) == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def bootstrap_mean_curve(
+    curves: np.ndarray, *, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean of per-example curves ``(N, steps)`` with its pointwise bootstrap interval.
+
+    Rows holding a NaN (an example whose map gave no order) are left out; the examples are
+    resampled together (one draw of rows for the whole curve), seeded like
+    :func:`bootstrap_interval`. Returns ``(mean, low, high)``, each ``(steps,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics.stats import bootstrap_mean_curve
+        >>> mean, low, high = bootstrap_mean_curve(np.array([[1.0, 0.5], [1.0, 0.1], [1.0, 0.3]]))
+        >>> mean.round(2).tolist(), low.round(2).tolist()[0], bool(low[1] <= 0.3 <= high[1])
+        ([1.0, 0.3], 1.0, True)
+    """
+    array = np.asarray(curves, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"`curves` must be (examples, steps), got shape {array.shape}")
+    array = array[~np.isnan(array).any(axis=1)]
+    if len(array) == 0:
+        empty = np.full(array.shape[1], np.nan)
+        return empty, empty.copy(), empty.copy()
+    rng = np.random.default_rng(seed)
+    drawn = []
+    chunk = max(1, min(resamples, 2_000_000 // len(array)))
+    for start in range(0, resamples, chunk):
+        rows = rng.integers(0, len(array), size=(min(chunk, resamples - start), len(array)))
+        counts = np.stack([np.bincount(row, minlength=len(array)) for row in rows])
+        drawn.append(counts @ array / len(array))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.concatenate(drawn), [tail, 1 - tail], axis=0)
+    return array.mean(axis=0), low, high
 
 
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
