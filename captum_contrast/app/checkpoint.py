@@ -42,6 +42,8 @@ class BatchResult:
     seconds: dict[str, float] = field(default_factory=dict)
     forwards: int = 0
     images: int = 0
+    loaded: bool = False
+    """Read from the checkpoint (``True``) rather than computed by this run."""
 
 
 class Checkpoint:
@@ -63,22 +65,31 @@ class Checkpoint:
         self, out_dir: str | Path, settings: Mapping[str, Any], *, resume: bool, writer: bool = True
     ) -> None:
         self.folder = Path(out_dir) / "checkpoint"
-        settings_path = self.folder / "settings.json"
-        text = json.dumps(dict(settings), indent=1, sort_keys=True, default=str)
-        if resume and settings_path.is_file():
-            found = settings_path.read_text(encoding="utf-8")
-            if found != text:
-                changed = _changed(json.loads(found), json.loads(text))
-                raise ValueError(
-                    f"--resume: the checkpoint in {self.folder} was made with other settings "
-                    f"({', '.join(changed)}); rerun with those, or drop --resume to start over"
-                )
-        elif writer:
+        self.verify(out_dir, settings, resume=resume)
+        if writer and not (resume and (self.folder / "settings.json").is_file()):
             # A fresh run: an old checkpoint in this folder belongs to another run.
             if self.folder.exists():
                 shutil.rmtree(self.folder)
             self.folder.mkdir(parents=True)
-            _atomic_write(settings_path, text.encode("utf-8"))
+            _atomic_write(self.folder / "settings.json", _settings_text(settings).encode("utf-8"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def verify(out_dir: str | Path, settings: Mapping[str, Any], *, resume: bool) -> None:
+        """With ``resume``, a ValueError if the checkpoint there was made with other settings.
+
+        Every rank calls it before the first barrier, so a refusal stops every rank.
+        """
+        path = Path(out_dir) / "checkpoint" / "settings.json"
+        if not resume or not path.is_file():
+            return
+        found = path.read_text(encoding="utf-8")
+        if found != _settings_text(settings):
+            changed = _changed(json.loads(found), json.loads(_settings_text(settings)))
+            raise ValueError(
+                f"--resume: the checkpoint in {path.parent} was made with other settings "
+                f"({'; '.join(changed)}); rerun with those, or drop --resume to start over"
+            )
 
     def path(self, batch: int) -> Path:
         return self.folder / f"batch-{batch:07d}.npz"
@@ -124,7 +135,11 @@ class Checkpoint:
                 )
             ]
             result = BatchResult(
-                batch, records, forwards=int(archive["forwards"]), images=int(archive["images"])
+                batch,
+                records,
+                forwards=int(archive["forwards"]),
+                images=int(archive["images"]),
+                loaded=True,
             )
             for key in archive.files:
                 kind, *names = key.split(SEPARATOR)
@@ -135,6 +150,10 @@ class Checkpoint:
                 elif kind == "seconds":
                     result.seconds[names[0]] = float(archive[key])
         return result
+
+
+def _settings_text(settings: Mapping[str, Any]) -> str:
+    return json.dumps(dict(settings), indent=1, sort_keys=True, default=str)
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> Sequence[str]:

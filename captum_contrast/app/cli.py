@@ -73,6 +73,23 @@ def _bounded_int(text: str, minimum: int) -> int:
     return value
 
 
+def _metric_name(text: str) -> str:
+    """An argparse ``type`` for ``--metric``: a package metric, or ``quantus:<Class>[:k=v,...]``."""
+    if text.startswith("quantus:"):
+        from captum_contrast.app.quantus_metrics import parse
+
+        try:
+            parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+    if text not in METRICS:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {text!r}; choose from {', '.join(sorted(METRICS))} or quantus:<Class>"
+        )
+    return text
+
+
 def _output_dir(text: str) -> str:
     """An argparse ``type``: a directory that can be created, checked before any work."""
     path = Path(text)
@@ -165,7 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--method", action="append", choices=sorted(METHODS), help="repeatable")
-    evaluate.add_argument("--metric", action="append", choices=sorted(METRICS), help="repeatable")
+    evaluate.add_argument(
+        "--metric",
+        action="append",
+        type=_metric_name,
+        help=f"repeatable: {', '.join(sorted(METRICS))}, or any Quantus metric as "
+        "quantus:<Class> (e.g. quantus:ROAD, quantus:MPRT) or quantus:<Class>:key=value,...",
+    )
     evaluate.add_argument(
         "--targets",
         choices=("label", "predicted", "detections"),
@@ -179,6 +202,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run whose checkpoint is in --out (same settings); finished "
+        "batches are read, not recomputed, and the tables are those of an uninterrupted run",
+    )
+    evaluate.add_argument(
+        "--baseline",
+        choices=sorted(METHODS),
+        help="method every other one is tested against, per metric (default: the first)",
+    )
+    evaluate.add_argument(
+        "--save-maps",
+        action="store_true",
+        help="also write maps.npz: every map at layer resolution with its example and class",
+    )
+    evaluate.add_argument(
+        "--gallery-metric",
+        type=_metric_name,
+        help="metric that ranks the best and worst examples in report.html (default: the first)",
+    )
     return parser
 
 
@@ -311,12 +355,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
             method_kwargs={"opti-cam": {"n_iter": args.opti_iters}},
             progress=not args.no_progress,
             session=run,
+            resume=args.resume,
+            baseline=args.baseline,
+            save_maps=args.save_maps,
+            gallery_metric=args.gallery_metric,
+            settings=_run_settings(args),
         )
     for path in paths:
         print(path)
     if paths:
         print(paths[0].read_text(encoding="utf-8"))
     return 0
+
+
+def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What the numbers depend on besides methods and metrics: checked by --resume."""
+    names = ("data", "canvases", "arch", "weights", "layer", "num_classes", "resize", "crop")
+    settings = {name: getattr(args, name) for name in names}
+    settings["normalize"] = not args.no_normalize
+    return settings
 
 
 CANVAS_METHODS = [
