@@ -15,6 +15,7 @@ import warnings
 import quantus
 
 from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics._masking import MaskingMetric, run_masking
 from captum_contrast.metrics.class_sensitivity import ClassSensitivity, top_k_agreement
 from captum_contrast.metrics.confidence_drop import ConfidenceDrop
 from captum_contrast.metrics.explain import explainer, fake_cam
@@ -30,13 +31,13 @@ from captum_contrast.metrics.masking import (
 from captum_contrast.metrics.mass_on_object import MassOnObject
 from captum_contrast.metrics.multilabel import (
     AverageDropOfOthers,
-    AverageRetention,
-    AverageRetentionOfOthers,
     MultiLabelAverageDrop,
     MultiLabelIncreaseInConfidence,
+    MultiLabelMasking,
     detections,
 )
-from captum_contrast.metrics.shared import masking_scores
+from captum_contrast.metrics.retention import AverageRetention, AverageRetentionOfOthers
+from captum_contrast.metrics.shared import masking_scores, score_masking
 from captum_contrast.metrics.stats import (
     harmonic_mean,
     multilabel_macro_scores,
@@ -127,9 +128,11 @@ __all__ = [
     "ConfidenceDrop",
     "Deletion",
     "Insertion",
+    "MaskingMetric",
     "MassOnObject",
     "MultiLabelAverageDrop",
     "MultiLabelIncreaseInConfidence",
+    "MultiLabelMasking",
     "detections",
     "drop_scores",
     "explainer",
@@ -141,6 +144,8 @@ __all__ = [
     "multilabel_macro_scores",
     "paired_ttest",
     "register_with_quantus",
+    "run_masking",
+    "score_masking",
     "top_k_agreement",
     "trapezoid",
     "wilcoxon_below",

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from captum_contrast._model import explained_in_eval_mode, model_device
 from captum_contrast.metrics._helpers import check_labels
+from captum_contrast.scores import ScoresLike, resolve_scores, subset_scores
 
 # Quantus's a_axes for a (B, 1, H, W) map over (B, C, H, W) inputs: the two spatial axes.
 _SPATIAL_AXES = np.array([1, 2])
@@ -134,6 +135,7 @@ class CAMMetric(Metric[list[float]]):
         softmax: bool | None = None,
         device: str | None = None,
         batch_size: int = 64,
+        scores: ScoresLike = None,
         **kwargs: Any,
     ) -> list[float]:
         """Score each example; Quantus's call signature.
@@ -156,6 +158,12 @@ class CAMMetric(Metric[list[float]]):
                 its definition, so the model is always read as returning logits.
             device: Where Quantus puts the inputs, e.g. ``"cpu"`` or ``"cuda:0"``.
             batch_size: Examples per evaluated batch (one forward per variant per batch).
+            scores: How the model's output is read as ``(B, C)`` class scores
+                (:mod:`captum_contrast.scores`): the metric scores what it selects (a
+                region, a step, a box), and ``explain_func`` receives it as ``scores=``.
+                A per-example selection (one mask, step or box per example) follows
+                Quantus's batches through ``custom_batch``, which holds the example
+                indices. ``None``: ``(B, C)`` logits.
 
         Returns:
             One score per example (or their aggregate with ``return_aggregate``).
@@ -172,6 +180,10 @@ class CAMMetric(Metric[list[float]]):
             raise ValueError(f"{type(self).__name__} needs `model`; got None")
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        self.scores = resolve_scores(scores) if scores is not None else None
+        self.batch_scores = self.scores
+        # A per-example selection follows the batches: custom_batch holds example indices.
+        indices = np.arange(len(x_batch)) if getattr(scores, "per_example", False) else None
         # A training-mode forward would update BatchNorm statistics: scored in eval mode.
         with explained_in_eval_mode(model, type(self).__name__):
             return super().__call__(
@@ -180,7 +192,7 @@ class CAMMetric(Metric[list[float]]):
                 y_batch=y_batch,
                 a_batch=a_batch,
                 s_batch=s_batch,
-                custom_batch=None,
+                custom_batch=indices,
                 channel_first=channel_first,
                 explain_func=explain_func,
                 explain_func_kwargs=explain_func_kwargs,
@@ -253,18 +265,35 @@ class CAMMetric(Metric[list[float]]):
             del data["custom_batch"]
         return data
 
+    def batch_preprocess(self, data_batch: dict[str, Any]) -> dict[str, Any]:
+        """Follow a per-example ``scores`` to this batch's examples, then Quantus's step."""
+        self.batch_scores = subset_scores(
+            getattr(self, "scores", None), data_batch.get("custom_batch", ())
+        )
+        return super().batch_preprocess(data_batch)
+
     def explain_batch(  # type: ignore[override]
-        self, model: ModelInterface | torch.nn.Module, x_batch: np.ndarray, y_batch: np.ndarray
+        self,
+        model: ModelInterface | torch.nn.Module,
+        x_batch: np.ndarray,
+        y_batch: np.ndarray,
+        scores: ScoresLike = None,
     ) -> np.ndarray:
-        """Maps from ``explain_func`` for ``(x_batch, y_batch)``, checked like ``a_batch``."""
+        """Maps from ``explain_func`` for ``(x_batch, y_batch)``, checked like ``a_batch``.
+
+        ``scores`` (default: this batch's) is handed to ``explain_func`` as ``scores=``;
+        pass the subset when explaining a subset of the batch's examples.
+        """
         if self.explain_func is None:
             raise ValueError(f"{type(self).__name__} needs `explain_func` to compute maps")
         if isinstance(model, ModelInterface):
             x_batch = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
             model = model.get_model()
-        maps = self.explain_func(
-            model=model, inputs=x_batch, targets=y_batch, **self.explain_func_kwargs
-        )
+        extra = dict(self.explain_func_kwargs)
+        scores = scores if scores is not None else getattr(self, "batch_scores", None)
+        if scores is not None:
+            extra["scores"] = scores
+        maps = self.explain_func(model=model, inputs=x_batch, targets=y_batch, **extra)
         return self._prepare_maps(maps, x_batch)
 
     def _prepare_maps(self, a_batch: Any, x_batch: np.ndarray) -> np.ndarray:

@@ -14,10 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from quantus.helpers.model.model_interface import ModelInterface
-from scipy.special import expit, softmax
 from torch import Tensor
 
 from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
+from captum_contrast.scores import (
+    Probability,
+    ScoresLike,
+    probability_of,
+    read_scores,
+    to_probabilities,
+)
 
 Activation = Literal["softmax", "sigmoid"]
 """How logits become probabilities: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label)."""
@@ -112,88 +118,68 @@ def saliency_masks(
     return normalize(upsampled, method).numpy(), valid
 
 
-def probabilities(model: ModelInterface, x_batch: np.ndarray, activation: Activation) -> np.ndarray:
-    """Class probabilities ``(B, classes)`` from one batched forward of the model's logits.
+def class_scores(
+    model: ModelInterface, x_batch: np.ndarray, scores: ScoresLike = None
+) -> np.ndarray:
+    """The ``(B, C)`` class scores ``scores`` reads from one batched forward, as float64.
 
-    An example whose logits are not all finite (a NaN or infinite pixel, a float16
+    The model runs in its own dtype and on its device (Quantus's ``predict`` would cast the
+    input to float32 and could not read a dict, a sequence or a detection output); the
+    output is read by ``scores`` (:mod:`captum_contrast.scores`, ``None``: logits).
+    """
+    x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
+    network = model.get_model()
+    parameter = next(iter(network.parameters()), None)
+    device = getattr(model, "device", None) or (parameter.device if parameter is not None else None)
+    dtype = (
+        parameter.dtype
+        if parameter is not None and parameter.is_floating_point()
+        else torch.float32
+    )
+    inputs = torch.as_tensor(np.asarray(x_input), device=device).to(dtype)
+    with torch.no_grad():
+        outputs = network(inputs, **getattr(model, "model_predict_kwargs", {}))
+        values = read_scores(scores, outputs, batch_size=len(x_batch))
+    return values.detach().to(torch.float64).cpu().numpy()
+
+
+def as_probabilities(values: np.ndarray, probability: Probability) -> np.ndarray:
+    """``(B, C)`` class scores as probabilities; a row with a non-finite score is NaN.
+
+    An example whose scores are not all finite (a NaN or infinite pixel, a float16
     overflow) gets a row of NaN, with a warning, so every metric scores it NaN; softmax
     would otherwise turn a single infinite logit into a confident-looking distribution.
     """
-    x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
-    try:
-        predicted = model.predict(x_input)
-    except AttributeError as error:  # Quantus reads .requires_grad/.cpu() off the output
-        raise ValueError(
-            "`model` must return a (batch, classes) tensor of logits (not a dict or a tuple); "
-            f"reading its output failed with AttributeError: {error}"
-        ) from None
-    logits = np.asarray(predicted, dtype=np.float64)
-    if logits.ndim != 2 or len(logits) != len(x_batch):
-        raise ValueError(f"the model must return (batch, classes) logits, got shape {logits.shape}")
-    probs = softmax(logits, axis=1) if activation == "softmax" else expit(logits)
-    broken = ~finite_rows(logits)
+    probs = np.array(to_probabilities(values, probability), dtype=np.float64)
+    broken = ~finite_rows(values)
     if broken.any():
         warnings.warn(
-            f"the model returned NaN or infinite logits for {int(broken.sum())} of {len(logits)} "
+            f"the model returned NaN or infinite scores for {int(broken.sum())} of {len(values)} "
             "examples (non-finite pixels in x_batch, or an overflow); they score NaN",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         probs[broken] = np.nan
     return probs
 
 
+def probabilities(
+    model: ModelInterface, x_batch: np.ndarray, activation: Activation, scores: ScoresLike = None
+) -> np.ndarray:
+    """Class probabilities ``(B, classes)`` from one batched forward.
+
+    ``activation`` is the metric's own probability (softmax or sigmoid of logits); a
+    ``scores`` that declares its own (:attr:`captum_contrast.scores.RegionScores.probability`)
+    overrides it.
+    """
+    return as_probabilities(
+        class_scores(model, x_batch, scores), probability_of(scores, activation)
+    )
+
+
 def finite_rows(values: np.ndarray) -> np.ndarray:
     """``(B,)`` True where row ``b`` of a ``(B, ...)`` array holds only finite values."""
     return np.isfinite(values).reshape(len(values), -1).all(axis=1)
-
-
-def masked_probabilities(
-    model: ModelInterface,
-    x_batch: np.ndarray,
-    y_batch: np.ndarray,
-    a_batch: np.ndarray,
-    normalization: Normalization,
-    activation: Activation,
-    complement: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probabilities of ``x`` and of ``s * x`` (or ``(1 - s) * x``), two batched forwards.
-
-    Returns ``(original, masked, valid)``: ``(B, classes)`` probabilities before and after
-    masking with ``s`` = :func:`saliency_masks`, and which examples have a finite map and
-    finite probabilities (the others must score NaN).
-    """
-    original, (masked,), valid = masked_variants(
-        model, x_batch, y_batch, a_batch, normalization, activation, (complement,)
-    )
-    return original, masked, valid
-
-
-def masked_variants(
-    model: ModelInterface,
-    x_batch: np.ndarray,
-    y_batch: np.ndarray,
-    a_batch: np.ndarray,
-    normalization: Normalization,
-    activation: Activation,
-    complements: tuple[bool, ...],
-) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Probabilities of ``x`` and of each masked input, one batched forward each.
-
-    ``complements[i]`` says whether variant ``i`` keeps ``(1 - s) * x`` rather than
-    ``s * x``. Returns ``(original, [variant probabilities], valid)``.
-    """
-    masks, valid = saliency_masks(a_batch, x_batch.shape[-2:], normalization)
-    original = probabilities(model, x_batch, activation)
-    check_classes(y_batch, original.shape[1])
-    variants = [
-        probabilities(model, x_batch * ((1 - masks) if complement else masks), activation)
-        for complement in complements
-    ]
-    finite = finite_rows(original)
-    for variant in variants:
-        finite &= finite_rows(variant)
-    return original, variants, valid & finite
 
 
 def pixel_ranks(maps: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from captum_contrast.metrics._helpers import (
     probabilities,
     top_count,
 )
+from captum_contrast.scores import subset_scores
 
 
 def top_k_agreement(
@@ -144,7 +145,7 @@ class ClassSensitivity(CAMMetric):
         **kwargs: Any,
     ) -> list[float]:
         size = x_batch.shape[-2:]
-        probs = probabilities(model, x_batch, "softmax")
+        probs = probabilities(model, x_batch, "softmax", self.batch_scores)
         if probs.shape[1] < 2:
             raise ValueError("ClassSensitivity needs a model with at least two classes")
         top_two = np.argsort(-probs, axis=1, kind="stable")[:, :2]
@@ -152,7 +153,13 @@ class ClassSensitivity(CAMMetric):
         redo = y_batch != top_two[:, 0]
         if redo.any():
             first_maps[torch.as_tensor(redo)] = _at_input(
-                self.explain_batch(model, x_batch[redo], top_two[redo, 0]), size
+                self.explain_batch(
+                    model,
+                    x_batch[redo],
+                    top_two[redo, 0],
+                    subset_scores(self.batch_scores, np.nonzero(redo)[0]),
+                ),
+                size,
             )
         second_maps = _at_input(self.explain_batch(model, x_batch, top_two[:, 1]), size)
         scores = top_k_agreement(first_maps, second_maps, self.top_k)

@@ -117,9 +117,9 @@ class ConfidenceDrop(CAMMetric):
         if self.reproduce_transpose_bug:
             ablate = ablate.transpose(0, 1, 3, 2)
         ablated = np.where(ablate, np.asarray(self.baseline, dtype=x_batch.dtype), x_batch)
-        before = probabilities(model, x_batch, "softmax")
+        before = probabilities(model, x_batch, "softmax", self.batch_scores)
         check_classes(y_batch, before.shape[1])
-        after = probabilities(model, ablated, "softmax")
+        after = probabilities(model, ablated, "softmax", self.batch_scores)
         rows = np.arange(len(x_batch))
         p, p_ablated = before[rows, y_batch], after[rows, y_batch]
         scores = safe_ratio(np.maximum(p - p_ablated, 0.0), p)

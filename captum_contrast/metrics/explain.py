@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captum_contrast._model import model_device
+from captum_contrast.scores import read_scores
 
 LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
 ExplainFunc = Callable[..., np.ndarray]
@@ -107,10 +109,12 @@ def explainer(
         **kwargs: Any,
     ) -> np.ndarray:
         kwargs.pop("method", None)  # quantus.evaluate adds the method's name
-        method = method_class(model, _resolve_layer(model, layer), **constructor_kwargs)
+        call_kwargs = {**fixed_kwargs, **kwargs}
+        forward_func = _reading_scores(method_class, model, call_kwargs)
+        method = method_class(forward_func, _resolve_layer(model, layer), **constructor_kwargs)
         images = _as_input_tensor(model, inputs, device)
         target = _as_target(targets, images.device)
-        attributions = method.attribute(images, target=target, **{**fixed_kwargs, **kwargs})
+        attributions = method.attribute(images, target=target, **call_kwargs)
         if not isinstance(attributions, Tensor) or attributions.dim() != 4:
             shape = (
                 tuple(attributions.shape)
@@ -129,6 +133,21 @@ def explainer(
 
     explain_func.__name__ = f"explain_{method_class.__name__}"
     return explain_func
+
+
+def _reading_scores(method_class: type, model: nn.Module, call_kwargs: dict[str, Any]) -> Any:
+    """The model, or ``scores(model(x))`` for a class whose ``attribute`` takes no ``scores``.
+
+    The package's methods read ``scores`` themselves; Captum's (``LayerGradCam``) explain
+    the wrapped forward, which gives the same map.
+    """
+    if call_kwargs.get("scores") is None:
+        call_kwargs.pop("scores", None)
+        return model
+    if "scores" in inspect.signature(method_class.attribute).parameters:
+        return model
+    scores = call_kwargs.pop("scores")
+    return lambda *inputs: read_scores(scores, model(*inputs), inputs[0].shape[0])
 
 
 def _as_input_tensor(

@@ -117,7 +117,9 @@ class _PixelCurve(CAMMetric):
         curve = []
         for count in counts:
             # The `count` most salient pixels have switched from start to end.
-            probs = probabilities(model, np.where(ranks < count, end, start), "softmax")
+            probs = probabilities(
+                model, np.where(ranks < count, end, start), "softmax", self.batch_scores
+            )
             if count == 0:
                 check_classes(y_batch, probs.shape[1])
             curve.append(probs[rows, y_batch])

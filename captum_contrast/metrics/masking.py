@@ -8,14 +8,14 @@ public so that tests and tables can apply them to probabilities computed elsewhe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
-from quantus.helpers.model.model_interface import ModelInterface
 
-from captum_contrast.metrics._base import CAMMetric
-from captum_contrast.metrics._helpers import check_normalization, masked_probabilities, safe_ratio
+from captum_contrast.metrics._helpers import safe_ratio
+from captum_contrast.metrics._masking import MaskingMetric
 from captum_contrast.normalization import Normalization
 
 GAIN_EPS = 1e-8
@@ -57,27 +57,17 @@ def gain_scores(p: np.ndarray, o: np.ndarray, eps: float = GAIN_EPS) -> np.ndarr
     return 100 * np.maximum(o - p, 0.0) / (1 - p + eps)
 
 
-class _SaliencyMasking(CAMMetric):
-    """p = softmax(f(x))_y and o = softmax(f(s * x))_y, two batched forwards per batch."""
+class _SaliencyMasking(MaskingMetric):
+    """p = softmax(f(x))_y and o = softmax(f(s * x))_y: the unmasked and the "kept" forward."""
 
-    def __init__(self, mask_normalization: Normalization = "range", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mask_normalization = check_normalization(mask_normalization)
+    variants = ("kept",)
+    probability = "softmax"
 
-    def evaluate_batch(  # type: ignore[override]
-        self,
-        model: ModelInterface,
-        x_batch: np.ndarray,
-        y_batch: np.ndarray,
-        a_batch: np.ndarray,
-        **kwargs: Any,
-    ) -> list[float]:
-        original, masked, valid = masked_probabilities(
-            model, x_batch, y_batch, a_batch, self.mask_normalization, "softmax"
+    def score(self, probabilities: Mapping[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(labels))
+        return self._score(
+            probabilities["original"][rows, labels], probabilities["kept"][rows, labels]
         )
-        rows = np.arange(len(x_batch))
-        scores = self._score(original[rows, y_batch], masked[rows, y_batch])
-        return np.where(valid, scores, np.nan).tolist()
 
     def _score(self, p: np.ndarray, o: np.ndarray) -> np.ndarray:
         raise NotImplementedError

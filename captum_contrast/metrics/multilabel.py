@@ -19,16 +19,16 @@ then aggregate per class with :func:`captum_contrast.metrics.multilabel_macro_sc
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from quantus.helpers.enums import EvaluationCategory, ScoreDirection
-from quantus.helpers.model.model_interface import ModelInterface
 
 from captum_contrast._model import model_device
-from captum_contrast.metrics._base import CAMMetric
-from captum_contrast.metrics._helpers import check_normalization, masked_probabilities, safe_ratio
+from captum_contrast.metrics._helpers import safe_ratio
+from captum_contrast.metrics._masking import MaskingMetric
 from captum_contrast.normalization import Normalization
 
 
@@ -58,11 +58,11 @@ def detections(
     return examples, labels
 
 
-class _MultiLabelMasking(CAMMetric):
-    """Y = sigmoid(f(x)) and O = sigmoid(f(M * x)) (or of (1 - M) * x), two batched forwards."""
+class MultiLabelMasking(MaskingMetric):
+    """Y = sigmoid(f(x)) and O = sigmoid(f(M * x)) (or of (1 - M) * x): two forwards."""
 
-    # Which masked input the score reads: M * x, or (1 - M) * x for the retention metrics.
-    _complement: ClassVar[bool] = False
+    variants = ("kept",)  # ("removed",) for the retention metrics: (1 - M) * x
+    probability = "sigmoid"
 
     def __init__(
         self,
@@ -70,25 +70,14 @@ class _MultiLabelMasking(CAMMetric):
         mask_normalization: Normalization = "range",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(mask_normalization=mask_normalization, **kwargs)
         if not 0 <= threshold < 1:
             raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
         self.threshold = float(threshold)
-        self.mask_normalization = check_normalization(mask_normalization)
 
-    def evaluate_batch(  # type: ignore[override]
-        self,
-        model: ModelInterface,
-        x_batch: np.ndarray,
-        y_batch: np.ndarray,
-        a_batch: np.ndarray,
-        **kwargs: Any,
-    ) -> list[float]:
-        original, masked, valid = masked_probabilities(
-            model, x_batch, y_batch, a_batch, self.mask_normalization, "sigmoid", self._complement
-        )
-        scores = 100 * self._score(original, masked, y_batch)
-        return np.where(valid, scores, np.nan).tolist()
+    def score(self, probabilities: Mapping[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+        masked = probabilities[self.variants[0]]
+        return 100 * self._score(probabilities["original"], masked, labels)
 
     def _score(self, original: np.ndarray, masked: np.ndarray, labels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -125,7 +114,7 @@ def others_drops(
     return (drops * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
 
 
-class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
+class MultiLabelIncreaseInConfidence(MultiLabelMasking):
     r"""Increase in Confidence (IC, multi-label): how often keeping only the map raises the label.
 
     MinMax-CAM's multi-label form (David, Pedrini and Dias, eq. 10) of Chattopadhay et
@@ -198,7 +187,7 @@ class MultiLabelIncreaseInConfidence(_MultiLabelMasking):
         return increases(original, masked, labels)
 
 
-class MultiLabelAverageDrop(_MultiLabelMasking):
+class MultiLabelAverageDrop(MultiLabelMasking):
     r"""Average Drop (AD, multi-label): the share of a label's probability lost by keeping the map.
 
     MinMax-CAM's multi-label form (David, Pedrini and Dias, eq. 11) of Chattopadhay et
@@ -269,10 +258,10 @@ class MultiLabelAverageDrop(_MultiLabelMasking):
     cli_name = "ml-drop"
     short_name = "AD"
     multilabel = True
-    _score = _MultiLabelMasking._own_drop
+    _score = MultiLabelMasking._own_drop
 
 
-class AverageDropOfOthers(_MultiLabelMasking):
+class AverageDropOfOthers(MultiLabelMasking):
     r"""Average Drop of Others (ADO): how much keeping only the map lowers the other detections.
 
     One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 12): a map
@@ -342,152 +331,4 @@ class AverageDropOfOthers(_MultiLabelMasking):
     cli_name = "ml-drop-others"
     short_name = "ADO"
     multilabel = True
-    _score = _MultiLabelMasking._others_drop
-
-
-class AverageRetention(_MultiLabelMasking):
-    r"""Average Retention (AR): the share of the label's probability lost by removing the map.
-
-    One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 13): where AD
-    asks whether the map sits on the evidence for label ``c``, AR asks whether it covers
-    all of it, so occluding the map's region, ``(1 - M) * x``, should lower the model's
-    confidence in ``c``.
-
-    .. math::
-
-        \mathrm{AR}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
-            \frac{[Y_i^c - \bar{O}_{ic}^c]_+}{Y_i^c}
-
-    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
-    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
-    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
-    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
-    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
-    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
-    does, not the ground truth). MinMax-CAM's benchmark scores every detection
-    ``(image, c)``: build that batch with :func:`detections`, then average per class and
-    over classes, as its code does, with :func:`multilabel_macro_scores` (key
-    ``"AR"``, the class's ``short_name``), which also gives ``F1+`` = HM(AR, ADO)
-    with :class:`AverageDropOfOthers`.
-
-    Scores: one per example, in percent, in [0, 100]; higher is better
-    (``ScoreDirection.HIGHER``). A probability ``Y_c`` that underflows to 0 gives 0.
-
-    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
-    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
-    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
-
-    References:
-        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
-        Techniques in Multi-label Problems", eq. 13; official code
-        ``lucasdavid/minmax-cam``.
-
-    Args:
-        threshold: Probability above which a label counts as detected, in [0, 1)
-            (default 0.5). Unused by AR, which reads label ``c`` only.
-        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
-            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
-        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
-            see :class:`CAMMetric`.
-
-    Example:
-        >>> import numpy as np, torch
-        >>> from captum_contrast.metrics import AverageRetention, detections
-        >>> _ = torch.manual_seed(0)
-        >>> model = torch.nn.Sequential(
-        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
-        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
-        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
-        >>> examples.tolist(), labels.tolist()
-        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
-        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
-        >>> metric = AverageRetention(threshold=0.48)
-        >>> scores = metric(model, x[examples], labels, a_batch=maps)
-        >>> np.round(scores, 2).tolist()
-        [0.0, 0.0, 0.0, 0.0, 0.0]
-    """
-
-    name = "Average Retention"
-    score_direction = ScoreDirection.HIGHER
-    evaluation_category = EvaluationCategory.FAITHFULNESS
-    cli_name = "ml-retention"
-    short_name = "AR"
-    multilabel = True
-    _complement = True
-    _score = _MultiLabelMasking._own_drop
-
-
-class AverageRetentionOfOthers(_MultiLabelMasking):
-    r"""Average Retention of Others (ARO): how much removing the map lowers the other detections.
-
-    One of MinMax-CAM's multi-label metrics (David, Pedrini and Dias, eq. 14): a map
-    focused on label ``c`` alone should leave the evidence for the image's other detected
-    labels untouched when its region is occluded, ``(1 - M) * x``, so their probabilities
-    should not drop. It is the mean of the other detections' relative drops, 0 when ``c``
-    is the only detection.
-
-    .. math::
-
-        \mathrm{ARO}(\%) = \frac{100}{\sum_i |C_i|} \sum_i \sum_{c \in C_i}
-            \frac{1}{\max(1, |N_i|)} \sum_{n \in N_i} \frac{[Y_i^n - \bar{O}_{ic}^n]_+}{Y_i^n}
-
-    ``Y = sigmoid(f(x))``, ``O = sigmoid(f(M * x))`` and ``Obar = sigmoid(f((1 - M) * x))``
-    (two batched forwards per batch, ``x`` and the one masked input the metric reads):
-    ``M`` is the map upsampled bilinearly to the input when it is smaller, normalised per
-    example by ``mask_normalization`` and broadcast over channels; ``x_batch`` is in the
-    space where 0 means "removed"; ``c`` is ``y_batch``; the other detections are
-    ``N = {l != c : Y_l > threshold}`` (the model's detections, as MinMax-CAM's code
-    does, not the ground truth). MinMax-CAM's benchmark scores every detection
-    ``(image, c)``: build that batch with :func:`detections`, then average per class and
-    over classes, as its code does, with :func:`multilabel_macro_scores` (key
-    ``"ARO"``, the class's ``short_name``), which also gives ``F1-`` = HM(AD, ARO)
-    with :class:`MultiLabelAverageDrop`.
-
-    Scores: one per example, in percent, in [0, 100]; lower is better
-    (``ScoreDirection.LOWER``). An example with no other detection scores 0 and still
-    counts. A probability ``Y_n`` that underflows to 0 contributes 0.
-
-    Degenerate maps: a constant map (all zero included) becomes an all-zero mask, so
-    ``M * x`` hides the whole image and ``(1 - M) * x`` hides nothing, and is scored as
-    such; a map holding NaN or infinity scores NaN without affecting the rest of the batch.
-
-    References:
-        David, Pedrini and Dias, "MinMax-CAM: Improving Focus of CAM-based Visualization
-        Techniques in Multi-label Problems", eq. 14; official code
-        ``lucasdavid/minmax-cam``.
-
-    Args:
-        threshold: Probability above which a label counts as detected, in [0, 1)
-            (default 0.5).
-        mask_normalization: How a map becomes a mask in [0, 1]: ``"range"`` (default,
-            MinMax-CAM), ``"max"`` or ``"sigmoid"``, see :func:`captum_contrast.normalize`.
-        **kwargs: Quantus's metric options (``return_aggregate``, ``aggregate_func``, ...),
-            see :class:`CAMMetric`.
-
-    Example:
-        >>> import numpy as np, torch
-        >>> from captum_contrast.metrics import AverageRetentionOfOthers, detections
-        >>> _ = torch.manual_seed(0)
-        >>> model = torch.nn.Sequential(
-        ...     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...     torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
-        >>> x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
-        >>> examples, labels = detections(model, x, threshold=0.48)  # every (image, label)
-        >>> examples.tolist(), labels.tolist()
-        ([0, 0, 0, 1, 1], [0, 1, 2, 0, 2])
-        >>> maps = np.random.default_rng(2).random((len(labels), 1, 4, 4))  # one per detection
-        >>> metric = AverageRetentionOfOthers(threshold=0.48)
-        >>> scores = metric(model, x[examples], labels, a_batch=maps)
-        >>> np.round(scores, 2).tolist()
-        [0.69, 0.0, 0.78, 0.0, 0.0]
-    """
-
-    name = "Average Retention of Others"
-    score_direction = ScoreDirection.LOWER
-    evaluation_category = EvaluationCategory.FAITHFULNESS
-    cli_name = "ml-retention-others"
-    short_name = "ARO"
-    multilabel = True
-    _complement = True
-    _score = _MultiLabelMasking._others_drop
+    _score = MultiLabelMasking._others_drop

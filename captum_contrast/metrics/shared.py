@@ -1,4 +1,4 @@
-"""The masking metrics from shared forwards: :func:`masking_scores`.
+"""The masking metrics from shared forwards: :func:`score_masking` and :func:`masking_scores`.
 
 Average Drop, Gain and Increase all read ``p = softmax(f(x))_c`` and
 ``o = softmax(f(s * x))_c``; as three Quantus metrics they run those two forwards three
@@ -10,6 +10,7 @@ metric classes, so its numbers are theirs. Likewise for MinMax-CAM's multi-label
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,31 +18,20 @@ from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
 from captum_contrast.metrics._base import CAMMetric
-from captum_contrast.metrics._helpers import check_normalization, masked_variants
-from captum_contrast.metrics.masking import (
-    GAIN_EPS,
-    AverageDrop,
-    AverageGain,
-    AverageIncrease,
-    drop_scores,
-    gain_scores,
-    increase_scores,
-)
+from captum_contrast.metrics._masking import MaskingMetric, run_masking
+from captum_contrast.metrics.masking import GAIN_EPS, AverageDrop, AverageGain, AverageIncrease
 from captum_contrast.metrics.multilabel import (
     AverageDropOfOthers,
-    AverageRetention,
-    AverageRetentionOfOthers,
     MultiLabelAverageDrop,
     MultiLabelIncreaseInConfidence,
-    increases,
-    others_drops,
-    own_drops,
 )
+from captum_contrast.metrics.retention import AverageRetention, AverageRetentionOfOthers
 from captum_contrast.normalization import Normalization
+from captum_contrast.scores import ScoresLike
 
-SINGLE_LABEL: tuple[type[CAMMetric], ...] = (AverageDrop, AverageGain, AverageIncrease)
+SINGLE_LABEL: tuple[type[MaskingMetric], ...] = (AverageDrop, AverageGain, AverageIncrease)
 """The single-label masking metrics :func:`masking_scores` computes, keyed by ``short_name``."""
-MULTI_LABEL: tuple[type[CAMMetric], ...] = (
+MULTI_LABEL: tuple[type[MaskingMetric], ...] = (
     MultiLabelIncreaseInConfidence,
     MultiLabelAverageDrop,
     AverageDropOfOthers,
@@ -49,6 +39,82 @@ MULTI_LABEL: tuple[type[CAMMetric], ...] = (
     AverageRetentionOfOthers,
 )
 """The multi-label masking metrics :func:`masking_scores` computes with ``multilabel=True``."""
+
+
+def score_masking(
+    metrics: Sequence[MaskingMetric],
+    model: Any,
+    x_batch: np.ndarray,
+    y_batch: np.ndarray,
+    a_batch: np.ndarray,
+    *,
+    scores: ScoresLike = None,
+    original_scores: np.ndarray | None = None,
+    channel_first: bool | None = None,
+    model_predict_kwargs: dict[str, Any] | None = None,
+    device: str | None = None,
+    batch_size: int = 64,
+) -> dict[str, np.ndarray]:
+    """Per-example scores of several masking metrics, each input variant forwarded once.
+
+    The numbers are those of calling each metric on the same arguments: the same checks,
+    batches and model wrapping (Quantus's path), but the unmasked input and each masked
+    variant (``s * x``, ``(1 - s) * x``) are forwarded once per batch for all of them.
+
+    Args:
+        metrics: Masking metric instances (:class:`~captum_contrast.metrics.AverageDrop`,
+            the multi-label family, ...) sharing one ``mask_normalization``.
+        model, x_batch, y_batch, a_batch: As for the metric classes.
+        scores: How the model's output is read (:mod:`captum_contrast.scores`); a
+            per-example selection follows the batches.
+        original_scores: The unmasked inputs' ``(N, C)`` class scores, when the caller
+            already has them (e.g. from the forward that computed the maps): the unmasked
+            forward is then skipped.
+        channel_first, model_predict_kwargs, device, batch_size: As for the metric classes.
+
+    Returns:
+        ``{short_name: (N,) scores}``; NaN where a map or a forward is not finite.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from captum_contrast.metrics import AverageDrop, AverageIncrease, score_masking
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3)).eval()
+        >>> x = np.random.default_rng(0).random((2, 3, 4, 4), dtype=np.float32)
+        >>> maps = np.random.default_rng(1).random((2, 1, 4, 4))
+        >>> got = score_masking([AverageDrop(), AverageIncrease()], model, x, np.array([0, 1]), maps)
+        >>> got["AD"].tolist() == AverageDrop()(model, x, np.array([0, 1]), a_batch=maps)
+        True
+    """
+    if a_batch is None:
+        raise ValueError("`a_batch` is required: score_masking scores given maps")
+    metrics = list(metrics)
+    if not metrics or not all(isinstance(metric, MaskingMetric) for metric in metrics):
+        raise TypeError(
+            "`metrics` must be a non-empty sequence of masking metric instances, e.g. "
+            f"[AverageDrop(), AverageGain()]; got {[type(m).__name__ for m in metrics]}"
+        )
+    if original_scores is not None:
+        original_scores = np.asarray(original_scores, dtype=np.float64)
+        if original_scores.ndim != 2 or len(original_scores) != len(x_batch):
+            raise ValueError(
+                f"`original_scores` must be ({len(x_batch)}, classes), one row per example, "
+                f"got shape {original_scores.shape}"
+            )
+    runner = _SharedMasking(metrics, original_scores)
+    rows = runner(
+        model,
+        x_batch,
+        y_batch,
+        a_batch=a_batch,
+        channel_first=channel_first,
+        model_predict_kwargs=model_predict_kwargs,
+        device=device,
+        batch_size=batch_size,
+        scores=scores,
+    )
+    keys = [metric.short_name for metric in metrics]
+    return {key: np.array([row[key] for row in rows], dtype=np.float64) for key in keys}
 
 
 def masking_scores(
@@ -61,21 +127,24 @@ def masking_scores(
     threshold: float = 0.5,
     mask_normalization: Normalization = "range",
     eps: float = GAIN_EPS,
+    scores: ScoresLike = None,
+    original_scores: np.ndarray | None = None,
     channel_first: bool | None = None,
     model_predict_kwargs: dict[str, Any] | None = None,
     device: str | None = None,
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
-    """Per-example masking scores, each model forward run once per batch.
+    """Per-example masking scores of a whole family, each model forward run once per batch.
 
     Single-label (default): ``{"AD", "AG", "AI"}`` equal to :class:`AverageDrop`,
     :class:`AverageGain` and :class:`AverageIncrease` called with the same arguments, from
     two forwards per batch (``x`` and ``s * x``) instead of six. ``multilabel=True``:
     ``{"IC", "AD", "ADO", "AR", "ARO"}`` equal to the MinMax-CAM metric classes, from three
-    forwards per batch (``x``, ``M * x``, ``(1 - M) * x``) instead of ten.
+    forwards per batch (``x``, ``M * x``, ``(1 - M) * x``) instead of ten. It is
+    :func:`score_masking` over the family.
 
     Args:
-        model: A torch model in eval mode returning logits ``(B, classes)``.
+        model: A torch model in eval mode; its output is read by ``scores``.
         x_batch: Images ``(B, C, H, W)`` (or channel-last), 0 meaning "removed".
         y_batch: The class each map explains, ``(B,)``.
         a_batch: Maps ``(B, 1, h, w)`` or ``(B, h, w)`` at most the input's size.
@@ -84,6 +153,7 @@ def masking_scores(
         threshold: The multi-label detection threshold, in [0, 1).
         mask_normalization: ``"range"`` (default), ``"max"`` or ``"sigmoid"``.
         eps: Average Gain's ``eps``, >= 0.
+        scores, original_scores: See :func:`score_masking`.
         channel_first, model_predict_kwargs, device, batch_size: As for the metric classes.
 
     Returns:
@@ -105,28 +175,41 @@ def masking_scores(
         >>> scores["AG"].tolist() == AverageGain()(model, x, np.array([0, 1]), a_batch=maps)
         True
     """
-    if a_batch is None:
-        raise ValueError("`a_batch` is required: masking_scores scores given maps")
-    metric = _SharedMasking(multilabel, threshold, mask_normalization, eps)
-    rows = metric(
+    if not 0 <= threshold < 1:
+        raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
+    if not eps >= 0:
+        raise ValueError(f"`eps` must be >= 0, got {eps!r}")
+    if multilabel:
+        metrics: list[MaskingMetric] = [
+            cls(threshold=threshold, mask_normalization=mask_normalization) for cls in MULTI_LABEL
+        ]
+    else:
+        metrics = [
+            AverageDrop(mask_normalization=mask_normalization),
+            AverageGain(mask_normalization=mask_normalization, eps=eps),
+            AverageIncrease(mask_normalization=mask_normalization),
+        ]
+    return score_masking(
+        metrics,
         model,
         x_batch,
         y_batch,
-        a_batch=a_batch,
+        a_batch,
+        scores=scores,
+        original_scores=original_scores,
         channel_first=channel_first,
         model_predict_kwargs=model_predict_kwargs,
         device=device,
         batch_size=batch_size,
     )
-    keys = [cls.short_name for cls in (MULTI_LABEL if multilabel else SINGLE_LABEL)]
-    return {key: np.array([row[key] for row in rows], dtype=np.float64) for key in keys}
 
 
 class _SharedMasking(CAMMetric):
-    """The metric classes' Quantus path, with one dict of scores per example.
+    """Several masking metrics' Quantus path, with one dict of scores per example.
 
     Not a metric of its own (it is in no registry): it exists so that
-    :func:`masking_scores` checks, batches and wraps the model exactly as they do.
+    :func:`score_masking` checks, batches and wraps the model exactly as the metrics do.
+    The given unmasked scores travel with the batches as ``custom_batch``'s companion.
     """
 
     name = "Masking scores"
@@ -135,16 +218,15 @@ class _SharedMasking(CAMMetric):
     cli_name = "masking-scores"
     short_name = "masking"
 
-    def __init__(
-        self, multilabel: bool, threshold: float, mask_normalization: Normalization, eps: float
-    ) -> None:
+    def __init__(self, metrics: list[MaskingMetric], original_scores: np.ndarray | None) -> None:
         super().__init__(disable_warnings=True)
-        if not 0 <= threshold < 1:
-            raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
-        if not eps >= 0:
-            raise ValueError(f"`eps` must be >= 0, got {eps!r}")
-        self.multilabel, self.threshold, self.eps = bool(multilabel), float(threshold), float(eps)
-        self.mask_normalization = check_normalization(mask_normalization)
+        self.metrics = metrics
+        self.original_scores = original_scores
+
+    def custom_preprocess(self, **kwargs: Any) -> dict[str, Any] | None:  # type: ignore[override]
+        if self.original_scores is None:
+            return None
+        return {"original_batch": self.original_scores}
 
     def evaluate_batch(  # type: ignore[override]
         self,
@@ -152,34 +234,13 @@ class _SharedMasking(CAMMetric):
         x_batch: np.ndarray,
         y_batch: np.ndarray,
         a_batch: np.ndarray,
+        original_batch: np.ndarray | None = None,
         **kwargs: Any,
     ) -> list[dict[str, float]]:
-        activation = "sigmoid" if self.multilabel else "softmax"
-        complements = (False, True) if self.multilabel else (False,)
-        original, variants, valid = masked_variants(
-            model, x_batch, y_batch, a_batch, self.mask_normalization, activation, complements
+        results = run_masking(
+            self.metrics, model, x_batch, y_batch, a_batch, self.batch_scores, original_batch
         )
-        if self.multilabel:
-            scores = self._multilabel(original, *variants, y_batch)
-        else:
-            rows = np.arange(len(x_batch))
-            p, o = original[rows, y_batch], variants[0][rows, y_batch]
-            scores = {
-                "AD": drop_scores(p, o),
-                "AG": gain_scores(p, o, self.eps),
-                "AI": increase_scores(p, o),
-            }
-        scores = {key: np.where(valid, value, np.nan) for key, value in scores.items()}
-        return [{key: float(value[i]) for key, value in scores.items()} for i in range(len(valid))]
-
-    def _multilabel(
-        self, original: np.ndarray, kept: np.ndarray, removed: np.ndarray, labels: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        # Multiplied by 100 after the ratio, as the classes do, so the floats are theirs.
-        return {
-            "IC": 100 * increases(original, kept, labels),
-            "AD": 100 * own_drops(original, kept, labels),
-            "ADO": 100 * others_drops(original, kept, labels, self.threshold),
-            "AR": 100 * own_drops(original, removed, labels),
-            "ARO": 100 * others_drops(original, removed, labels, self.threshold),
+        named = {
+            metric.short_name: values for metric, values in zip(self.metrics, results, strict=True)
         }
+        return [{key: float(value[i]) for key, value in named.items()} for i in range(len(x_batch))]

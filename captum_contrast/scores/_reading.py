@@ -114,6 +114,8 @@ def as_index_tensor(value: Any, name: str) -> Tensor:
         raise TypeError(f"`{name}` must be an int or integers, got a bool")
     if isinstance(value, int):
         return torch.tensor(value)
+    if isinstance(value, float):
+        raise TypeError(f"`{name}` must be an int or integers, got the float {value!r}")
     tensor = as_tensor_argument(value, name)
     if tensor.is_floating_point() or tensor.dtype == torch.bool:
         raise TypeError(f"`{name}` must be an int or integers, got dtype {tensor.dtype}")
