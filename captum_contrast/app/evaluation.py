@@ -30,11 +30,8 @@ from captum_contrast.app.distributed import Session
 from captum_contrast.app.explaining import explain_batch, select_targets
 from captum_contrast.app.progress import ForwardCounter, Progress, closing_line
 from captum_contrast.app.registry import METHODS, METRICS, check_names, explain_func
+from captum_contrast.app.scoring import Batch, object_masks, score_method
 from captum_contrast.app.tables import Record
-from captum_contrast.metrics import Deletion, Insertion, masking_scores
-from captum_contrast.metrics.shared import MULTI_LABEL, SINGLE_LABEL
-
-CURVE_METRICS = {"insertion": Insertion, "deletion": Deletion}
 
 
 def batch_targets(
@@ -149,143 +146,37 @@ def _run_batch(
     result = BatchResult(0, [], seconds=dict(explained.seconds), images=len(items))
     if len(rows) == 0:
         return result
-    masks = _object_masks(items, rows, classes, len(items[0]) >= 3)
     # The metrics read numpy arrays: converted once per batch, not per metric and method.
-    x_numpy = images[rows.to(device)].detach().cpu().numpy()
-    y_numpy = classes.numpy()
-    device_name = str(images.device)
+    batch = Batch(
+        model=model,
+        x=images[rows.to(device)].detach().cpu().numpy(),
+        y=classes.numpy(),
+        original_scores=explained.outputs[rows.to(explained.outputs.device)].cpu().numpy(),
+        object_masks=object_masks(items, rows, classes),
+        device=str(images.device),
+        layer=layer,
+        layer_name=next(name for name, module in model.named_modules() if module is layer),
+    )
     index = (start + rows).tolist()
     for name in methods:
         began = time.perf_counter()
         maps = explained.maps[name].numpy()
         if METHODS[name].cls is not None:  # Fake-CAM's map is fixed: not kept
             result.maps[name] = maps[:, 0].astype(np.float32)
-        scores = _shared_scores(metrics, model, x_numpy, y_numpy, maps, device_name)
         kwargs = dict((method_kwargs or {}).get(name, {}))
-        for metric in metrics:
-            if metric in scores:
-                continue
-            if metric in CURVE_METRICS:
-                instance = CURVE_METRICS[metric](disable_warnings=True)
-                fractions, curves = _curves(instance, model, x_numpy, y_numpy, maps, device_name)
-                result.curves[(name, metric)] = curves
-                result.curves[("fractions", metric)] = fractions[None]  # not a method name
-                scores[metric] = _areas(fractions, curves)
-            elif metric.startswith(quantus_metrics.PREFIX):
-                layer_name = next(n for n, m in model.named_modules() if m is layer)
-                scores[metric] = quantus_metrics.score(
-                    quantus_metrics.parse(metric),
-                    model,
-                    x_numpy,
-                    y_numpy,
-                    maps,
-                    explain_func(name, model, layer_name, **kwargs),  # type: ignore[arg-type]
-                    None if masks is None else masks[:, None].numpy(),
-                    device_name,
-                )
-            else:
-                scores[metric] = _score(
-                    metric,
-                    model,
-                    x_numpy,
-                    y_numpy,
-                    maps,
-                    masks,
-                    explain_func(name, model, layer, **kwargs),
-                    device_name,
-                )
+
+        def explain(where: Any, name: str = name, kwargs: dict = kwargs) -> Callable:
+            return explain_func(name, model, where, **kwargs)
+
+        scores, curves = score_method(batch, maps, metrics, explain)
+        for metric, (fractions, values) in curves.items():
+            result.curves[(name, metric)] = values
+            result.curves[("fractions", metric)] = fractions[None]  # not a method name
         result.seconds[name] = result.seconds.get(name, 0.0) + time.perf_counter() - began
         for row, (i, label) in enumerate(zip(index, classes.tolist(), strict=True)):
-            result.records.append(
-                Record(i, label, name, {m: float(scores[m][row]) for m in metrics})
-            )
+            scores_of_row = {m: float(scores[m][row]) for m in metrics}
+            result.records.append(Record(i, label, name, scores_of_row))
     return result
-
-
-def _areas(fractions: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    from captum_contrast.metrics import trapezoid
-
-    return 100 * trapezoid(curves, fractions)
-
-
-def _curves(
-    instance: Any, model: nn.Module, x: np.ndarray, y: np.ndarray, maps: np.ndarray, device: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The metric's own curves, through its own Quantus preprocessing (one call)."""
-    recorded: list[tuple[np.ndarray, np.ndarray]] = []
-    curves = instance.curves
-
-    def recording(*args: Any, **kwargs: Any) -> list[float]:
-        fractions, values = curves(*args, **kwargs)
-        recorded.append((fractions, values))
-        return _areas(fractions, values).tolist()
-
-    instance.evaluate_batch = lambda model, x_batch, y_batch, a_batch, **kw: recording(
-        model, x_batch, y_batch, a_batch
-    )
-    instance(model=model, x_batch=x, y_batch=y, a_batch=maps, device=device, batch_size=len(x))
-    return recorded[0][0], np.concatenate([values for _, values in recorded])
-
-
-def _object_masks(items: list[Any], rows: Tensor, classes: Tensor, present: bool) -> Tensor | None:
-    """The ground-truth mask of each explained (image, class): ``(N, H, W)`` bool."""
-    if not present:
-        return None
-    if any(len(item) < 3 for item in items):
-        raise ValueError("every dataset item must carry object masks: (image, label, masks)")
-    masks = torch.stack([torch.as_tensor(item[2]) for item in items])  # (B, 1 or C, H, W)
-    return masks[rows, 0] if masks.shape[1] == 1 else masks[rows, classes]
-
-
-def _shared_scores(
-    metrics: Sequence[str],
-    model: nn.Module,
-    x_batch: np.ndarray,
-    y_batch: np.ndarray,
-    maps: np.ndarray,
-    device: str,
-) -> dict[str, Any]:
-    """The masking metrics asked for, two or more of a family, from shared forwards."""
-    scores: dict[str, Any] = {}
-    for multilabel, family in ((False, SINGLE_LABEL), (True, MULTI_LABEL)):
-        names = {cls.cli_name: cls.short_name for cls in family}
-        asked = [metric for metric in metrics if metric in names]
-        if len(asked) < 2:
-            continue  # one metric alone costs the same through its class
-        shared = masking_scores(
-            model,
-            x_batch,
-            y_batch,
-            maps,
-            multilabel=multilabel,
-            device=device,
-            batch_size=len(x_batch),
-        )
-        scores.update({metric: shared[names[metric]] for metric in asked})
-    return scores
-
-
-def _score(
-    metric: str,
-    model: nn.Module,
-    x_batch: np.ndarray,
-    y_batch: np.ndarray,
-    maps: np.ndarray,
-    object_masks: Tensor | None,
-    explain: Callable[..., np.ndarray],
-    device: str,
-) -> list[float]:
-    metric_class = METRICS[metric]
-    return metric_class(disable_warnings=True)(
-        model=model,
-        x_batch=x_batch,
-        y_batch=y_batch,
-        a_batch=maps,
-        s_batch=None if object_masks is None else object_masks[:, None].numpy(),
-        explain_func=explain if metric_class.needs_explain_func else None,
-        device=device,
-        batch_size=len(x_batch),
-    )
 
 
 def gather(results: list[BatchResult], session: Session) -> list[BatchResult]:
