@@ -55,7 +55,7 @@ class Checkpoint:
         >>> from captum_contrast.app.tables import Record
         >>> folder = Checkpoint(tempfile.mkdtemp(), {"methods": ["grad-cam"]}, resume=False)
         >>> folder.save(BatchResult(3, [Record(6, 1, "grad-cam", {"average-drop": 0.1})], images=1))
-        >>> folder.load(3).records
+        >>> Checkpoint(folder.folder.parent, {"methods": ["grad-cam"]}, resume=True).load(3).records
         [Record(index=6, label=1, method='grad-cam', scores={'average-drop': 0.1})]
         >>> folder.load(4) is None
         True
@@ -65,14 +65,20 @@ class Checkpoint:
         self, out_dir: str | Path, settings: Mapping[str, Any], *, resume: bool, writer: bool = True
     ) -> None:
         self.folder = Path(out_dir) / "checkpoint"
+        self.resume = resume
         self.verify(out_dir, settings, resume=resume)
-        if writer and not (resume and (self.folder / "settings.json").is_file()):
+        settings_file = self.folder / "settings.json"
+        if writer and not (resume and settings_file.is_file()):
             # A fresh run: an old checkpoint in this folder belongs to another run.
             if self.folder.exists():
                 shutil.rmtree(self.folder)
-            self.folder.mkdir(parents=True)
-            _atomic_write(self.folder / "settings.json", _settings_text(settings).encode("utf-8"))
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not settings_file.is_file():
+            # Rank 0, or a rank of another node that does not share rank 0's file system.
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                for stale in self.folder.glob("batch-*"):
+                    stale.unlink()
+            _atomic_write(settings_file, _settings_text(settings).encode("utf-8"))
 
     @staticmethod
     def verify(out_dir: str | Path, settings: Mapping[str, Any], *, resume: bool) -> None:
@@ -121,9 +127,9 @@ class Checkpoint:
         os.replace(temporary, self.path(result.batch))
 
     def load(self, batch: int) -> BatchResult | None:
-        """The saved result of ``batch``, or ``None`` if that batch never finished."""
+        """The saved result of ``batch``; ``None`` if it never finished or not resuming."""
         path = self.path(batch)
-        if not path.is_file():
+        if not self.resume or not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as archive:
             metrics = archive["metrics"].tolist()

@@ -92,7 +92,7 @@ def evaluate_batches(
     check_metrics(metrics, dataset)
     batches = range(rank, -(-len(dataset) // batch_size), world_size)
     size = {b: min(batch_size, len(dataset) - b * batch_size) for b in batches}
-    done = {b: checkpoint.load(b) for b in batches} if checkpoint else {}
+    done = {b: checkpoint.load(b) for b in batches} if checkpoint else {}  # None: to do
     results = [result for result in done.values() if result is not None]
     todo = [b for b in batches if done.get(b) is None]
     bar = Progress(sum(size.values()), sum(size[r.batch] for r in results), enabled=progress)

@@ -74,7 +74,7 @@ def parse(name: str) -> QuantusMetric:
         >>> from captum_contrast.app.quantus_metrics import parse
         >>> metric = parse("quantus:PixelFlipping:features_in_step=28")
         >>> metric.cls.__name__, metric.kwargs, metric.column
-        ('PixelFlipping', {'features_in_step': 28, 'return_auc_per_sample': True}, 'PixelFlipping ↓')
+        ('PixelFlipping', {'return_auc_per_sample': True, 'features_in_step': 28}, 'PixelFlipping ↓')
     """
     if not name.startswith(PREFIX):
         raise ValueError(f"{name!r} is not a quantus: metric name")
