@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from captum_contrast.app.cli import main
 from captum_contrast.data.models import small_cnn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +56,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
 def _kill_midway(command: list[str], out: Path, after: int = 3) -> int:
     """Start ``command``, SIGKILL its whole process group once ``after`` batches are saved."""
     process = subprocess.Popen(
@@ -84,10 +79,20 @@ def _kill_midway(command: list[str], out: Path, after: int = 3) -> int:
     return saved
 
 
+def _in_process(args: list[str]) -> int:
+    """The CLI in this process, one thread as in the subprocesses (OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return main(args[2:])  # without "-m captum_contrast.app.cli"
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(weights, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole")
-    _run([sys.executable, *_args(weights, out)])
+    assert _in_process(_args(weights, out)) == 0
     return out
 
 
@@ -100,33 +105,17 @@ def _assert_same_outputs(first: Path, second: Path) -> None:
             np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_a_run_killed_midway_resumes_to_the_uninterrupted_tables(weights, uninterrupted, tmp_path):
+def test_a_run_killed_midway_resumes_to_the_uninterrupted_tables(
+    weights, uninterrupted, tmp_path, capsys
+):
     out = tmp_path / "killed"
     saved = _kill_midway([sys.executable, *_args(weights, out)], out)
-    resumed = _run([sys.executable, *_args(weights, out, "--resume")])
-    assert f"({saved} from the checkpoint)" in resumed.stdout
+    assert _in_process(_args(weights, out, "--resume")) == 0
+    assert f"({saved} from the checkpoint)" in capsys.readouterr().out
     _assert_same_outputs(uninterrupted, out)
     # Other settings are refused rather than mixed into the tables.
-    changed = subprocess.run(
-        [sys.executable, *_args(weights, out, "--resume"), "--batch-size", "2"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-    )
-    assert changed.returncode == 2
-    assert "made with other settings (batch_size: 1 then, 2 now)" in changed.stderr
-
-
-@needs_torchrun
-def test_two_processes_killed_midway_resume_to_the_single_process_tables(
-    weights, uninterrupted, tmp_path
-):
-    out = tmp_path / "ranks"
-    torchrun = ["torchrun", "--standalone", "--nproc-per-node", "2"]
-    _kill_midway([*torchrun, *_args(weights, out)], out)
-    _run([*torchrun, *_args(weights, out, "--resume")])
-    _assert_same_outputs(uninterrupted, out)
+    assert _in_process([*_args(weights, out, "--resume"), "--batch-size", "2"]) == 2
+    assert "made with other settings (batch_size: 1 then, 2 now)" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -136,14 +125,19 @@ def _free_port() -> int:
 
 
 @needs_torchrun
-def test_two_simulated_nodes_write_the_single_process_tables(weights, uninterrupted, tmp_path):
-    port = _free_port()
-    nodes = []
-    for rank in (0, 1):  # no shared file system: each node has its own --out
+def test_two_processes_killed_midway_resume_on_two_nodes_to_the_one_process_tables(
+    weights, uninterrupted, tmp_path
+):
+    out = tmp_path / "ranks"
+    torchrun = ["torchrun", "--standalone", "--nproc-per-node", "2"]
+    _kill_midway([*torchrun, *_args(weights, out)], out)
+    # Resumed as two simulated nodes of one process each (a local static rendezvous).
+    port, nodes = _free_port(), []
+    for rank in (0, 1):
         command = [
             "torchrun", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
             "--master-addr", "127.0.0.1", "--master-port", str(port),
-            *_args(weights, tmp_path / f"node{rank}"),
+            *_args(weights, out, "--resume"),
         ]  # fmt: skip
         nodes.append(
             subprocess.Popen(
@@ -153,7 +147,6 @@ def test_two_simulated_nodes_write_the_single_process_tables(weights, uninterrup
     for node in nodes:
         _, err = node.communicate(timeout=600)
         assert node.returncode == 0, err[-3000:]
-    _assert_same_outputs(uninterrupted, tmp_path / "node0")
-    assert not (tmp_path / "node1" / "metrics.md").exists()  # rank 0 alone writes
-    saved = sorted(p.name for p in (tmp_path / "node1" / "checkpoint").glob("batch-*.npz"))
-    assert saved == [f"batch-{b:07d}.npz" for b in range(1, BATCHES, 2)]  # its own batches
+    _assert_same_outputs(uninterrupted, out)
+    saved = sorted(p.name for p in (out / "checkpoint").glob("batch-*.npz"))
+    assert saved == [f"batch-{b:07d}.npz" for b in range(BATCHES)]
