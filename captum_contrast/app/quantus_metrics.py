@@ -1,7 +1,7 @@
 """Quantus's own metrics by name: ``--metric quantus:ROAD``, ``quantus:MPRT``, ...
 
-A name is ``quantus:<Class>`` or ``quantus:<Class>:key=value,key=value`` (values read as
-Python literals, passed to the metric's constructor), ``<Class>`` a metric class of
+A name is ``quantus:<Class>`` or ``quantus:<Class>:key=value,key=value`` (values are
+Python literals, e.g. ``percentages=[10, 50, 90]``, passed to the metric's constructor), ``<Class>`` a metric class of
 ``quantus.AVAILABLE_METRICS`` (``ROAD``, ``MPRT``, ``PixelFlipping``, ``Sparseness``, ...).
 The metric is called with the method's maps (upsampled to the input) and the method as its
 ``explain_func`` (through :func:`captum_contrast.metrics.explainer`, the layer given by its
@@ -25,15 +25,15 @@ import torch.nn.functional as F
 from quantus.helpers.enums import ScoreDirection
 
 from captum_contrast.metrics import METRICS as OWN_METRICS
+from captum_contrast.metrics import trapezoid
 
 PREFIX = "quantus:"
 
 # Keywords that make these metrics return one score per example instead of an aggregate.
-PER_EXAMPLE: dict[str, dict[str, Any]] = {
-    "PixelFlipping": {"return_auc_per_sample": True},
-    "RegionPerturbation": {"return_auc_per_sample": True},
-    "MPRT": {"return_last_correlation": True},
-}
+PER_EXAMPLE: dict[str, dict[str, Any]] = {"MPRT": {"return_last_correlation": True}}
+# These return one curve per example; its area is computed here as Quantus's own
+# `calculate_auc` does (trapezoids, dx=1), which calls np.trapz, gone from NumPy 2.4.
+CURVES = ("PixelFlipping", "RegionPerturbation")
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ def parse(name: str) -> QuantusMetric:
 
     Example:
         >>> from captum_contrast.app.quantus_metrics import parse
-        >>> metric = parse("quantus:PixelFlipping:features_in_step=28")
+        >>> metric = parse("quantus:ROAD:percentages=[10, 50, 90]")
         >>> metric.cls.__name__, metric.kwargs, metric.column
-        ('PixelFlipping', {'return_auc_per_sample': True, 'features_in_step': 28}, 'PixelFlipping ↓')
+        ('ROAD', {'percentages': [10, 50, 90]}, 'ROAD ↓')
     """
     if not name.startswith(PREFIX):
         raise ValueError(f"{name!r} is not a quantus: metric name")
@@ -88,14 +88,16 @@ def parse(name: str) -> QuantusMetric:
             f"{class_name!r}{hint}; it has {', '.join(sorted(classes))}"
         )
     kwargs = dict(PER_EXAMPLE.get(class_name, {}))
-    for item in filter(None, options.split(",")):
-        key, equals, value = item.partition("=")
-        if not equals or not key.isidentifier():
-            raise ValueError(f"--metric {name}: options must be key=value, got {item!r}")
-        try:
-            kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value  # a bare word: a string option such as a mode name
+    if options:
+        try:  # the options as the keywords of a call: key=value, values Python literals
+            call = ast.parse(f"f({options})", mode="eval").body
+            assert isinstance(call, ast.Call) and not call.args
+            kwargs.update({k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg})
+        except (SyntaxError, ValueError, AssertionError):
+            raise ValueError(
+                f"--metric {name}: options must be key=value pairs of Python literals, "
+                f"e.g. quantus:ROAD:percentages=[10,50,90], got {options!r}"
+            ) from None
     cls = classes[class_name]
     return QuantusMetric(name, road_per_example(cls) if class_name == "ROAD" else cls, kwargs)
 
@@ -121,16 +123,25 @@ def score(
         mode="bilinear",
         align_corners=False,
     ).numpy()
-    result = instance(
-        model=model,
-        x_batch=x_batch,
-        y_batch=y_batch,
-        a_batch=maps_at_input,
-        s_batch=object_masks,
-        explain_func=explain_func,
-        device=device,
-        batch_size=len(x_batch),
-    )
+    try:
+        result = instance(
+            model=model,
+            x_batch=x_batch,
+            y_batch=y_batch,
+            a_batch=maps_at_input,
+            s_batch=object_masks,
+            explain_func=explain_func,
+            device=device,
+            batch_size=len(x_batch),
+        )
+    except Exception as error:  # Quantus's own checks raise assertions, KeyErrors, ...
+        raise ValueError(
+            f"--metric {metric.name}: Quantus's {metric.cls.__name__} failed on this batch: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if metric.cls.__name__ in CURVES and np.ndim(result) == 2:
+        curves = np.asarray(result, dtype=np.float64)
+        result = trapezoid(curves, np.arange(curves.shape[1], dtype=np.float64))
     if metric.cls.__name__ == "ROAD":
         # ROAD aggregates its per-example curves into one curve; its per-example score is
         # the mean accuracy over the removal percentages, read before that step.
