@@ -20,6 +20,7 @@ from torch import nn
 from captum_contrast import __version__
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
+from captum_contrast.app.evaluate_options import add_evaluate_options, run_settings
 from captum_contrast.app.loading import (
     SMALL_CNN,
     CommandError,
@@ -34,7 +35,6 @@ from captum_contrast.app.loading import (
 )
 from captum_contrast.app.registry import (
     METHODS,
-    METRICS,
     MULTI_LABEL_METRICS,
     SINGLE_LABEL_METRICS,
     explain,
@@ -71,23 +71,6 @@ def _bounded_int(text: str, minimum: int) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
     return value
-
-
-def _metric_name(text: str) -> str:
-    """An argparse ``type`` for ``--metric``: a package metric, or ``quantus:<Class>[:k=v,...]``."""
-    if text.startswith("quantus:"):
-        from captum_contrast.app.quantus_metrics import parse
-
-        try:
-            parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        return text
-    if text not in METRICS:
-        raise argparse.ArgumentTypeError(
-            f"unknown metric {text!r}; choose from {', '.join(sorted(METRICS))} or quantus:<Class>"
-        )
-    return text
 
 
 def _output_dir(text: str) -> str:
@@ -183,13 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--method", action="append", choices=sorted(METHODS), help="repeatable")
     evaluate.add_argument(
-        "--metric",
-        action="append",
-        type=_metric_name,
-        help=f"repeatable: {', '.join(sorted(METRICS))}, or any Quantus metric as "
-        "quantus:<Class> (e.g. quantus:ROAD, quantus:MPRT) or quantus:<Class>:key=value,...",
-    )
-    evaluate.add_argument(
         "--targets",
         choices=("label", "predicted", "detections"),
         help="classes explained (default: detections for canvases, else predicted)",
@@ -202,27 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--no-progress", action="store_true")
-    evaluate.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run whose checkpoint is in --out (same settings); finished "
-        "batches are read, not recomputed, and the tables are those of an uninterrupted run",
-    )
-    evaluate.add_argument(
-        "--baseline",
-        choices=sorted(METHODS),
-        help="method every other one is tested against, per metric (default: the first)",
-    )
-    evaluate.add_argument(
-        "--save-maps",
-        action="store_true",
-        help="also write maps.npz: every map at layer resolution with its example and class",
-    )
-    evaluate.add_argument(
-        "--gallery-metric",
-        type=_metric_name,
-        help="metric that ranks the best and worst examples in report.html (default: the first)",
-    )
+    add_evaluate_options(evaluate)
     return parser
 
 
@@ -359,21 +315,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             save_maps=args.save_maps,
             gallery_metric=args.gallery_metric,
-            settings=_run_settings(args),
+            settings=run_settings(args),
         )
     for path in paths:
         print(path)
     if paths:
         print(paths[0].read_text(encoding="utf-8"))
     return 0
-
-
-def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What the numbers depend on besides methods and metrics: checked by --resume."""
-    names = ("data", "canvases", "arch", "weights", "layer", "num_classes", "resize", "crop")
-    settings = {name: getattr(args, name) for name in names}
-    settings["normalize"] = not args.no_normalize
-    return settings
 
 
 CANVAS_METHODS = [
