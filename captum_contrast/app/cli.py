@@ -26,20 +26,22 @@ from captum_contrast.app.loading import (
     CommandError,
     Loaded,
     class_index,
-    default_layer,
     image_transform,
     input_channels,
     load_image,
     load_model,
     resolve_layer,
+    segmentation_architectures,
 )
+from captum_contrast.app.regions import parse_region, probe_scores, region_scores
 from captum_contrast.app.registry import (
     METHODS,
     MULTI_LABEL_METRICS,
     SINGLE_LABEL_METRICS,
     explain,
 )
-from captum_contrast.scores import ClassScores
+from captum_contrast.scores import read_scores
+from captum_contrast.transforms import default_layer
 
 
 def _positive_int(text: str) -> int:
@@ -155,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_class_target,
         help="class index, or name with named weights (default: predicted)",
     )
+    explain.add_argument(
+        "--region",
+        type=parse_region,
+        help="x1,y1,x2,y2 in pixels of the model input (after --resize/--crop): explain the "
+        "class scores of this region of a segmentation network's output (torchvision "
+        "fcn_*, deeplabv3_*, lraspp_*)",
+    )
     explain.add_argument("images", nargs="+", help="image files")
 
     evaluate = commands.add_parser("evaluate", help="score methods with metrics over a dataset")
@@ -218,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
 PROBE_SIZE = 224
 
 
-def _load(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable, Loaded]:
+def _load(
+    args: argparse.Namespace, scores: Any = None
+) -> tuple[nn.Module, nn.Module, Callable, Loaded]:
     loaded = load_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
     small = args.arch == SMALL_CNN
     crop = args.crop or (32 if small else loaded.crop)
@@ -230,7 +241,11 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, nn.Module, Callable, Loa
     if name is None:
         # Probed at 224 at least: at a small crop the last stage may be a single cell.
         side = crop if small or loaded.fixed_size else max(crop, PROBE_SIZE)
-        name = default_layer(loaded.model, loaded.network, torch.rand(1, channels, side, side))
+        probe = torch.rand(1, channels, side, side)
+        try:
+            name = default_layer(loaded.model, loaded.network, probe, probe_scores(scores, side))
+        except ValueError as error:
+            raise CommandError(f"{error} (--layer)") from None
         print(f"--layer {name} (the default for {args.arch}; pass --layer to choose)")
     return loaded.model, resolve_layer(loaded.network, name), transform, loaded
 
@@ -239,14 +254,20 @@ def run_explain(args: argparse.Namespace) -> int:
     """One overlay PNG per image and method in ``--out``."""
     from captum_contrast.viz import save_overlay
 
-    model, layer, transform, loaded = _load(args)
+    segmentation = args.arch in segmentation_architectures()
+    if segmentation and args.region is None:
+        raise CommandError(
+            f"--arch {args.arch} is a segmentation network: pass --region x1,y1,x2,y2"
+        )
+    model, layer, transform, loaded = _load(args, scores="region" if args.region else None)
     methods = args.method or ["contrast-grad-cam"]
     pictures = [(Path(path), transform(load_image(path))) for path in args.images]
     out = Path(args.out or "./captum_contrast_explain")
     images = torch.stack([picture for _, picture in pictures])
     with torch.no_grad():
-        logits = model(images)
-    logits = ClassScores()(logits)
+        outputs = model(images)
+    scores = region_scores(args.region, images, outputs) if args.region else None
+    logits = read_scores(scores, outputs)
     probabilities = torch.softmax(logits, dim=1)
     targets = (
         torch.full((len(images),), class_index(args.target, loaded.categories, logits.shape[1]))
@@ -254,9 +275,19 @@ def run_explain(args: argparse.Namespace) -> int:
         else probabilities.argmax(dim=1)
     )
     contrasts = runner_up(logits, targets) if logits.shape[1] > 2 else 1 - targets
+    if scores is not None:
+        cells = int(scores.mask.sum())
+        print(
+            f"explaining region {','.join(map(str, args.region))} of the "
+            f"{images.shape[-1]}x{images.shape[-2]} input ({cells} output cells): the class "
+            "scores are the region's mean logits, targets "
+            f"{targets.tolist()} (p={[round(float(probabilities[i, t]), 3) for i, t in enumerate(targets)]})"
+        )
     stems: set[str] = set()
     for name in methods:
-        kwargs = {"n_iter": args.opti_iters, "show_progress": True} if name == "opti-cam" else {}
+        kwargs: dict[str, Any] = {"scores": scores} if scores is not None else {}
+        if name == "opti-cam":
+            kwargs.update(n_iter=args.opti_iters, show_progress=True)
         maps = explain(name, model, layer, images, targets, **kwargs)
         for row, (path, picture) in enumerate(pictures):
             stem = _unique(path.stem, name, stems)

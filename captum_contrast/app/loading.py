@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 from captum_contrast import _model
 from captum_contrast.scores import ClassScores
-from captum_contrast.transforms import infer_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,14 +45,24 @@ class Normalized(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).reshape(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).reshape(1, -1, 1, 1))
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor) -> Any:
+        outputs = self.model((inputs - self.mean) / self.std)
+        if isinstance(outputs, dict):  # a segmentation network's {"out": ...}: read by scores
+            return outputs
         # Logits, also from models returning an object (Hugging Face), for every consumer.
-        return ClassScores()(self.model((inputs - self.mean) / self.std))
+        return ClassScores()(outputs)
 
 
 def architectures() -> list[str]:
-    """Every torchvision classification architecture, and ``small-cnn``."""
-    return sorted(torchvision.models.list_models(module=torchvision.models)) + [SMALL_CNN]
+    """Every torchvision classification and segmentation architecture, and ``small-cnn``."""
+    return sorted(
+        torchvision.models.list_models(module=torchvision.models) + segmentation_architectures()
+    ) + [SMALL_CNN]
+
+
+def segmentation_architectures() -> list[str]:
+    """torchvision's semantic segmentation architectures (``{"out": (B, C, H, W)}`` outputs)."""
+    return sorted(torchvision.models.list_models(module=torchvision.models.segmentation))
 
 
 def load_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -125,10 +134,16 @@ def build_model(
         network = _small_cnn_for(state)
     else:
         builder = torchvision.models.get_model_builder(arch)
-        network = builder(weights=None, **({"num_classes": num_classes} if num_classes else {}))
+        extra: dict[str, Any] = {}
+        if arch in segmentation_architectures():
+            # No backbone download; the auxiliary head only where the checkpoint has one.
+            extra = {"weights_backbone": None, "aux_loss": any(k.startswith("aux_") for k in state)}
+        network = builder(
+            weights=None, **extra, **({"num_classes": num_classes} if num_classes else {})
+        )
         head = _head_size(network.state_dict(), state) if num_classes is None else None
         if head is not None:
-            network = builder(weights=None, num_classes=head)
+            network = builder(weights=None, num_classes=head, **extra)
     _load_checked(network, state, arch, weights)
     network.eval()
     if arch == SMALL_CNN or not normalize:
@@ -348,63 +363,3 @@ def class_index(target: str, categories: list[str] | None, num_classes: int) -> 
         f"; did you mean {', '.join(categories[lowered.index(c)] for c in close)}?" if close else ""
     )
     raise CommandError(f"--target {target!r} is not a class name of these weights{hint}")
-
-
-POOLING = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d)
-
-
-def default_layer(model: nn.Module, network: nn.Module, example: Tensor) -> str:
-    """The last module that outputs a map whose cells all receive gradient.
-
-    One forward and backward of ``example``: among modules run once whose output lays out as
-    maps (:func:`captum_contrast.transforms.infer_layout`), pooling, linear, flatten and
-    permute layers aside, the last to finish whose gradient reaches more than one cell. That
-    is ``layer4`` for a ResNet, ``features`` for VGG, DenseNet or EfficientNet, and the last block's first LayerNorm for a
-    vision transformer that classifies from its class token (later tokens get no gradient).
-    """
-    names = {module: name for name, module in network.named_modules() if name}
-    seen: dict[str, tuple[Tensor, Any]] = {}
-    calls: dict[str, int] = {}
-    grid = tuple(example.shape[2:])
-
-    def hook(module: nn.Module, args: Any, output: Any) -> None:
-        name = names[module]
-        calls[name] = calls.get(name, 0) + 1
-        if isinstance(output, tuple) and len(output) == 1:
-            output = output[0]
-        if (
-            not isinstance(output, Tensor)
-            or not output.requires_grad
-            # Pooled maps and per-token projections (attention's q/k/v, MLPs) are not the
-            # features a CAM explains.
-            or isinstance(module, (*POOLING, nn.Linear, nn.Flatten))
-            or type(module).__name__ == "Permute"  # torchvision's: a rearrangement, not features
-        ):
-            return
-        try:
-            transform = infer_layout(output.shape, grid)
-        except ValueError:
-            return
-        seen[name] = (output, transform)
-
-    handles = [module.register_forward_hook(hook) for module in names]
-    try:
-        with torch.enable_grad():
-            logits = ClassScores()(model(example.detach().clone().requires_grad_(True)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    once = [name for name in seen if calls[name] == 1]
-    # autograd.grad, not backward(): no parameter's .grad is written.
-    grads = torch.autograd.grad(
-        logits.max(dim=1).values.sum(), [seen[name][0] for name in once], allow_unused=True
-    )
-    for name, grad in reversed(list(zip(once, grads, strict=True))):
-        if grad is None:
-            continue
-        transform = seen[name][1]
-        maps = grad if transform is None else transform(grad)
-        reached = maps.abs().sum(dim=(0, 1)) > 0
-        if reached.numel() > 1 and int(reached.sum()) > 1:
-            return name
-    raise CommandError("no layer of this model outputs maps that receive gradient; pass --layer")

@@ -28,6 +28,7 @@ from captum_contrast.methods import (
     OptiCAM,
 )
 from captum_contrast.metrics import CAMMetric, explainer, fake_cam
+from captum_contrast.scores import read_scores
 from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
 
@@ -96,8 +97,14 @@ def explain(
     method = METHODS[name]
     if method.cls is None:
         return torch.as_tensor(fake_cam(model, images))
-    maps = method.cls(model, layer, **_init_kwargs(name, method, model)).attribute(
-        images, target=targets, **{**method.kwargs, **overrides}
+    arguments = {**method.kwargs, **overrides}
+    forward_func: Any = model
+    if arguments.get("scores") is not None and method.cls is LayerGradCam:
+        # Captum's class takes no scores: it explains the forward that reads them.
+        scores = arguments.pop("scores")
+        forward_func = lambda *inputs: read_scores(scores, model(*inputs))  # noqa: E731
+    maps = method.cls(forward_func, layer, **_init_kwargs(name, method, model)).attribute(
+        images, target=targets, **arguments
     )
     if not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
         # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout.

@@ -16,10 +16,10 @@ from captum_contrast.app.cli import main
 from captum_contrast.app.loading import (
     CommandError,
     class_index,
-    default_layer,
     hub_checkpoint,
     load_model,
 )
+from captum_contrast.transforms import default_layer
 
 
 @pytest.fixture
