@@ -109,12 +109,28 @@ def format_inputs(
 def _as_single_tensor(value: Any, where: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], Tensor):
+    if isinstance(value, (tuple, list)) and len(value) == 1 and isinstance(value[0], Tensor):
         return value[0]
     raise ValueError(
         f"the layer's {where} must be a single tensor to be explained, got "
-        f"{type(value).__name__}{f' of length {len(value)}' if isinstance(value, tuple) else ''}"
+        f"{type(value).__name__}"
+        f"{f' of length {len(value)}' if isinstance(value, (tuple, list)) else ''}"
     )
+
+
+def _with_tensor(value: Any, tensor: Tensor) -> Any:
+    """``value`` with its one tensor replaced by ``tensor``, in the same container type.
+
+    A block returning ``(h,)`` (Hugging Face style) is read by the model as ``block(h)[0]``:
+    handing back a bare tensor would make that ``[0]`` pick example 0 of the batch.
+    """
+    if isinstance(value, Tensor):
+        return tensor
+    if isinstance(value, list):
+        return type(value)([tensor]) if type(value) is not list else [tensor]
+    if hasattr(value, "_fields"):  # a named tuple
+        return type(value)(tensor)
+    return type(value)((tensor,)) if type(value) is not tuple else (tensor,)
 
 
 class _Capture:
@@ -155,12 +171,13 @@ class _Capture:
                 f"`attribute_to_layer_input=True` needs a layer called with one tensor, "
                 f"this one received {len(args)} positional inputs"
             )
-        return (self._leaf(args[0], "input"),)
+        return (_with_tensor(args[0], self._leaf(args[0], "input")),)
 
-    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor | None:
+    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         if not self._mine(module):
             return None
-        return self._leaf(output, "output")
+        # The output's structure is kept: only the tensor inside is swapped.
+        return _with_tensor(output, self._leaf(output, "output"))
 
 
 def _input_grid(inputs: tuple[Tensor, ...]) -> tuple[int, ...] | None:
@@ -193,7 +210,7 @@ def forward_layer(
         reshape_transform: Maps the layer tensor to ``(B, K, *grid)`` (e.g. ViT tokens to a
             grid). It must only select and rearrange elements (slicing, reshape, permute):
             the same transform is applied to the gradients. ``None``: the layout is
-            recognised from the tensor's shape and the input's grid
+            recognised from the layer's type, else the tensor's shape and the input's grid
             (:func:`captum_contrast.transforms.infer_layout`).
         scores: Reads the model's output as ``(B, C)`` class scores
             (:mod:`captum_contrast.scores`); ``None`` is :class:`~captum_contrast.scores.ClassScores`.
@@ -246,7 +263,12 @@ def forward_layer(
         )
     activations = torch.cat([leaf.detach() for leaf in leaves], dim=0)
     if reshape_transform is None:
-        reshape_transform = infer_layout(activations.shape, _input_grid(input_tuple))
+        reshape_transform = infer_layout(
+            activations.shape,
+            _input_grid(input_tuple),
+            layer,
+            layer_input=attribute_to_layer_input,
+        )
     if reshape_transform is not None:
         activations = reshape_transform(activations)
     check_maps(activations, "`reshape_transform` returned")

@@ -37,22 +37,89 @@ def owning_module(forward_func: Callable[..., Any]) -> nn.Module | None:
 
 
 _MODE_LOCK = threading.Lock()
-# id(model) -> [number of calls inside, the (module, training) flags to restore]
-_IN_EVAL: dict[int, list[Any]] = {}
+# id(module) -> [number of scopes holding it, the module, its training flag to restore]
+_SWITCHED: dict[int, list[Any]] = {}
+
+
+class _EvalScope:
+    """The modules one call holds in eval mode; shared with concurrent calls by counting.
+
+    The first scope to hold a module records its flag and sets eval mode; the last one to
+    let it go restores the flag, so no call ever runs a module in training mode while
+    another restores it. Modules are held when the scope opens (``model``'s) and, through a
+    global forward pre-hook acting in this call's thread only, whenever a module runs
+    (with its submodules) before its forward: a model hidden behind ``lambda x: model(x)``
+    or ``functools.partial`` is found as it runs.
+    """
+
+    def __init__(self, caller: str) -> None:
+        self.caller = caller
+        self.owner = threading.get_ident()
+        self.held: dict[int, nn.Module] = {}
+        self.warned = False
+
+    def hold(self, root: nn.Module, stacklevel: int) -> None:
+        switched: list[str] = []
+        with _MODE_LOCK:
+            for module in root.modules():
+                key = id(module)
+                if key in self.held:
+                    continue
+                self.held[key] = module
+                entry = _SWITCHED.get(key)
+                if entry is not None:
+                    entry[0] += 1
+                    continue
+                _SWITCHED[key] = [1, module, module.training]
+                if module.training:
+                    switched.append(type(module).__name__)
+                    module.training = False
+        if switched and not self.warned:
+            self.warned = True
+            more = f" and {len(switched) - 1} more modules" if len(switched) > 1 else ""
+            warnings.warn(
+                f"{self.caller}: the model is in training mode ({switched[0]}{more}); it is "
+                "explained in eval mode (BatchNorm running statistics, no dropout) so that no "
+                "buffer changes, and its mode is restored afterwards. Call model.eval() to "
+                "silence this.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        # Read without the lock: only this thread writes `held`.
+        if id(module) not in self.held and threading.get_ident() == self.owner:
+            self.hold(module, stacklevel=4)
+
+    def release(self) -> None:
+        with _MODE_LOCK:
+            for key in self.held:
+                entry = _SWITCHED[key]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    entry[1].training = entry[2]
+                    del _SWITCHED[key]
+            self.held.clear()
 
 
 @contextlib.contextmanager
-def explained_in_eval_mode(model: nn.Module, caller: str) -> Iterator[None]:
-    """Run the block with every module of ``model`` in eval mode, restoring the flags after.
+def explained_in_eval_mode(model: nn.Module | None, caller: str) -> Iterator[None]:
+    """Run the block with every module that runs in eval mode, restoring the flags after.
 
     A forward in training mode updates BatchNorm's running statistics (a change to the
     model) and draws new dropout masks (two identical calls would differ), so a model found
-    in training mode is explained in eval mode, with a warning. Concurrent calls on one
-    model share the switch: the first one in sets eval mode, the last one out restores the
-    flags, so no call ever runs the model in training mode while another restores it.
+    in training mode is explained in eval mode, with a warning. The modules of ``model``
+    (``None`` when the model is hidden in a function) are switched up front, and every
+    module called through ``module(...)`` in this thread during the block is switched, with
+    its submodules, before its forward runs (a global forward pre-hook): a model behind
+    ``lambda x: model(x)`` or ``functools.partial(model)`` is protected too. Not protected:
+    a module whose ``forward`` is called directly (``bn.forward(x)``, which skips every
+    hook) and that no protected module contains, and code that reads a flag other than
+    ``module.training``. Concurrent calls share each module's switch (see
+    :class:`_EvalScope`).
 
     Example:
-        >>> import warnings
+        >>> import warnings, torch
         >>> from torch import nn
         >>> from captum_contrast._model import explained_in_eval_mode
         >>> model = nn.Sequential(nn.BatchNorm1d(3)).train()
@@ -61,32 +128,23 @@ def explained_in_eval_mode(model: nn.Module, caller: str) -> Iterator[None]:
         ...         inside = model.training
         >>> inside, model.training
         (False, True)
+        >>> hidden = lambda x: model(x)  # found when it runs
+        >>> with warnings.catch_warnings(record=True):
+        ...     with explained_in_eval_mode(None, "demo"):
+        ...         _ = hidden(torch.rand(4, 3))
+        ...         inside = model[0].training
+        >>> inside, model[0].training
+        (False, True)
     """
-    key = id(model)
-    with _MODE_LOCK:
-        entry = _IN_EVAL.setdefault(key, [0, None])
-        if entry[0] == 0:
-            flags = [(module, module.training) for module in model.modules()]
-            if any(training for _, training in flags):
-                warnings.warn(
-                    f"{caller}: the model is in training mode; it is explained in eval mode "
-                    "(BatchNorm running statistics, no dropout) so that no buffer changes, and "
-                    "its mode is restored afterwards. Call model.eval() to silence this.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-                model.eval()
-                entry[1] = flags
-        entry[0] += 1
+    scope = _EvalScope(caller)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(scope.pre_hook)
     try:
+        if model is not None:
+            scope.hold(model, stacklevel=5)
         yield
     finally:
-        with _MODE_LOCK:
-            entry[0] -= 1
-            if entry[0] == 0:
-                for module, training in entry[1] or ():
-                    module.training = training
-                del _IN_EVAL[key]
+        handle.remove()
+        scope.release()
 
 
 def check_layer(forward_func: Callable[..., Any], layer: Any) -> None:

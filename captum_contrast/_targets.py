@@ -8,49 +8,19 @@ model's output, with errors that name the argument at fault.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from captum_contrast._validation import check_class_range, class_indices
+
 TargetType = int | Sequence[int] | Tensor | None
 
 
-def as_class_indices(
-    value: int | Sequence[int] | Tensor, name: str, device: torch.device
-) -> Tensor:
-    if isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be an int, a sequence of ints or an integer tensor, got bool"
-        )
-    if isinstance(value, int):
-        return torch.tensor(value, dtype=torch.long, device=device)
-    if isinstance(value, Tensor):
-        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}")
-        return value.to(device=device, dtype=torch.long)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        items = list(value)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            raise TypeError(
-                f"`{name}` must contain plain ints (one class index per example); got "
-                f"{[type(v).__name__ for v in items][:5]}. Tuple targets for outputs with more "
-                "than two dimensions are not supported: the model must return (batch, classes)."
-            )
-        return torch.tensor(items, dtype=torch.long, device=device)
-    raise TypeError(
-        f"`{name}` must be None, an int, a sequence of ints or an integer tensor, "
-        f"got {type(value).__name__}"
-    )
-
-
-def check_class_range(indices: Tensor, num_classes: int, name: str) -> None:
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_classes):
-        bad = indices[(indices < 0) | (indices >= num_classes)].unique().tolist()
-        raise ValueError(
-            f"`{name}` holds class indices {bad[:5]} outside [0, {num_classes - 1}] "
-            f"(the model has {num_classes} outputs)"
-        )
+# The one check of class indices lives in _validation; the methods import it from here.
+as_class_indices = class_indices
 
 
 def resolve_target(target: TargetType, outputs: Tensor, name: str = "target") -> Tensor:
@@ -75,6 +45,34 @@ def resolve_target(target: TargetType, outputs: Tensor, name: str = "target") ->
         )
     check_class_range(indices, num_classes, name)
     return indices.contiguous()
+
+
+def check_scores(outputs: Tensor) -> None:
+    """Warn, naming the examples, when the ``(B, C)`` class scores hold NaN.
+
+    (Integer scores are refused where they are read, by ``scores.read_scores``.) NaN
+    scores make the chosen targets and contrasts arbitrary (``argmax`` of NaN) and usually
+    the maps NaN too, so they are reported rather than explained quietly.
+
+    Example:
+        >>> import torch, warnings
+        >>> from captum_contrast._targets import check_scores
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     check_scores(torch.tensor([[1.0, 2.0], [float("nan"), 0.0]]))
+        >>> print(caught[0].message)
+        the model's scores are NaN for examples [1] (of 2): their targets, contrasts and maps are not meaningful
+    """
+    nan = torch.isnan(outputs.detach()).flatten(1).any(dim=1)
+    if bool(nan.any()):
+        examples = nan.nonzero().flatten().tolist()
+        shown = f"{examples[:10]}{' ...' if len(examples) > 10 else ''}"
+        warnings.warn(
+            f"the model's scores are NaN for examples {shown} (of {len(nan)}): their "
+            "targets, contrasts and maps are not meaningful",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def one_hot_weights(classes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:

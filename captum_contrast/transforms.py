@@ -3,23 +3,29 @@
 A transform passed as ``reshape_transform`` is applied to the activations and to their
 gradients alike, so it must only select and rearrange elements (slicing, reshape, permute).
 
-With no ``reshape_transform``, :func:`infer_layout` recognises what the layer produced from
-its shape and the input's spatial size, and returns the matching transform:
+With no ``reshape_transform``, :func:`infer_layout` recognises what the layer produced, by
+one rule: the layer's type first, then the shape, else an error.
 
-- channels-first maps ``(B, K, *grid)`` (convolutions, any grid rank 1-3): no transform;
-- channels-last maps ``(B, *grid, K)`` (Swin blocks, NHWC stages): :func:`channels_last_transform`;
-- transformer tokens ``(B, p + h*w, D)`` with ``p`` in :data:`PREFIX_TOKENS` prefix tokens
-  (class, distillation, register tokens; none for Hugging Face Swin): :func:`tokens_transform`.
+1. *The type.* A convolution (``Conv{1,2,3}d``, ``ConvTranspose``), BatchNorm, InstanceNorm,
+   GroupNorm, pooling or upsampling layer reads and writes channels-first maps
+   ``(B, K, *grid)``, whatever the shape. A ``Linear`` or a ``LayerNorm`` over the last axis
+   puts the features last: channels-last maps ``(B, *grid, K)`` (Swin blocks, NHWC stages,
+   :func:`channels_last_transform`), or transformer tokens ``(B, p + h*w, D)`` on an image
+   (:func:`tokens_transform`). An ``nn.Sequential`` is read through its last child
+   (activations, dropout and ``Identity`` keep their input's layout).
+2. *The shape*, for any other layer (a residual block, a custom module): channels-first
+   maps, channels-last maps or tokens with ``p`` in :data:`PREFIX_TOKENS` prefix tokens,
+   whichever fits the input's spatial size.
+3. *Else an error* naming ``reshape_transform`` and the transforms: when no layout fits,
+   when channels-first and channels-last both fit (``(B, 8, 8, 8)`` on a 32x32 input), or
+   when several token grids do (2x2 patches + 1 prefix token or 1x1 + 4). It never guesses.
 
 A grid *fits* the input when one stride ``f`` maps every input axis to it
 (``|grid_i - size_i / f| < 1``), a larger input side gets no fewer cells and equal sides
-get equally many. When several readings fit (small non-square grids fit loosely), the one
-alone in having one exact stride (``H / h == W / w``, as patches give) is taken; between
-channels-first and channels-last, channels-first otherwise (PyTorch's layout, and
-Captum's). When no layout fits, or several token readings do (tiny grids,
-e.g. 2x2 patches + 1 prefix token or 1x1 + 4), it raises naming the shape and the transforms
-that fix it: it never guesses. A 1-D signal's maps are read channels-first, as Conv1d
-writes them: one axis fits any stride, so channels-last 1-D maps need
+get equally many; between token grids that fit, the one alone in having one exact stride
+(``H / h == W / w``, as patches give) is taken. A 1-D signal's maps from a layer of
+unknown type are read channels-first, as Conv1d writes them and as Captum does: one axis
+fits any stride, so channels-last 1-D maps of a custom module need
 :func:`channels_last_transform` explicitly.
 """
 
@@ -151,23 +157,116 @@ def _token_grids(num_tokens: int, spatial: Sequence[int]) -> list[tuple[int, int
     return found
 
 
-def infer_layout(shape: Sequence[int], spatial: Sequence[int] | None) -> ReshapeTransform | None:
+_CHANNELS_FIRST: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd,  # Conv1d/2d/3d and ConvTranspose, lazy ones included
+    nn.modules.batchnorm._NormBase,  # BatchNorm, SyncBatchNorm, InstanceNorm
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._LPPoolNd,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Upsample,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+)
+"""Layer types whose input and output are channels-first ``(B, K, *grid)`` whatever the shape."""
+
+_ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    nn.Identity,
+    nn.Dropout,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+)
+"""Layer types that keep the layout of their input (so a ``Sequential`` is read through them)."""
+
+Layout = str | None
+"""``"first"`` (channels-first), ``"last"`` (features on the last axis) or ``None`` (unknown)."""
+
+
+def layer_layout(layer: nn.Module | None, layer_input: bool = False) -> Layout:
+    """What a layer's type says of the layout of its output (or input): see :func:`infer_layout`.
+
+    Example:
+        >>> from torch import nn
+        >>> from captum_contrast.transforms import layer_layout
+        >>> layer_layout(nn.Conv2d(3, 5, 3)), layer_layout(nn.LayerNorm(8)), layer_layout(nn.ReLU())
+        ('first', 'last', None)
+        >>> layer_layout(nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU()))
+        'first'
+    """
+    if isinstance(layer, nn.Sequential):
+        # A Sequential's output is its last child's (its input its first child's); children
+        # that keep the layout of their input are read through.
+        children = list(layer)
+        for child in children if layer_input else reversed(children):
+            found = layer_layout(child, layer_input)
+            if found is not None or not isinstance(child, _ELEMENTWISE):
+                return found
+        return None
+    if isinstance(layer, _CHANNELS_FIRST):
+        return "first"
+    # Only the plain classes: subclasses such as torchvision's and timm's LayerNorm2d
+    # override forward to normalise channels-first maps.
+    if getattr(type(layer), "forward", None) in (nn.Linear.forward, nn.LayerNorm.forward) and (
+        not isinstance(layer, nn.LayerNorm) or len(layer.normalized_shape) == 1
+    ):
+        return "last"
+    return None
+
+
+def infer_layout(
+    shape: Sequence[int],
+    spatial: Sequence[int] | None,
+    layer: nn.Module | None = None,
+    *,
+    layer_input: bool = False,
+) -> ReshapeTransform | None:
     """The transform that lays a layer tensor of ``shape`` out as ``(B, K, *grid)``.
+
+    One rule: the layer's type first, then the shape, else an error. A convolution,
+    BatchNorm/InstanceNorm/GroupNorm, pooling or upsampling layer is channels-first whatever
+    the shape; a ``Linear`` or a ``LayerNorm`` over the last axis puts the features last
+    (channels-last maps, or transformer tokens when the tensor is ``(B, N, D)`` on an image);
+    an ``nn.Sequential`` is read through its last child (skipping activations, dropout and
+    ``Identity``). Any other layer is read from the shape, and when both channels-first and
+    channels-last fit (``(B, 8, 8, 8)`` on a 32x32 input) it raises rather than guess.
 
     Args:
         shape: The layer tensor's shape, batch first.
         spatial: The input's spatial size (``(H, W)`` of ``(B, C, H, W)`` images), or
-            ``None`` when the input has no grid; then channels-first is assumed, as Captum's
-            ``LayerGradCam`` does.
+            ``None`` when the input has no grid; then a layer of unknown type is assumed
+            channels-first, as Captum's ``LayerGradCam`` does.
+        layer: The module whose tensor it is; ``None`` reads the shape alone.
+        layer_input: The tensor is the layer's input (``attribute_to_layer_input``), not its
+            output: a ``Sequential`` is then read through its first child.
 
     Returns:
         ``None`` for channels-first maps, else the transform to apply.
 
     Raises:
-        ValueError: naming the shape and the transforms that fix it, when no layout fits
-            or several do.
+        ValueError: naming the shape, ``reshape_transform`` and the transforms that fix
+            it, when no layout fits or several do.
 
     Example:
+        >>> from torch import nn
         >>> from captum_contrast.transforms import infer_layout
         >>> infer_layout((8, 512, 7, 7), (224, 224)) is None
         True
@@ -175,32 +274,53 @@ def infer_layout(shape: Sequence[int], spatial: Sequence[int] | None) -> Reshape
         'channels_last_transform'
         >>> infer_layout((8, 2 + 196, 192), (224, 224)).keywords
         {'prefix_tokens': 2, 'height': 14, 'width': 14}
+        >>> infer_layout((8, 5, 6, 8), (20, 24), nn.Conv2d(3, 5, 3, stride=3)) is None
+        True
+        >>> infer_layout((8, 8, 8, 8), (32, 32), nn.LayerNorm(8)).__name__
+        'channels_last_transform'
     """
     shape, rank = tuple(shape), len(shape)
     if rank < 3 or rank > 5:
         raise ValueError(_unreadable(shape, "maps need 1 to 3 spatial axes: (B, K, *grid)"))
+    said = layer_layout(layer, layer_input)
+    if said == "first":
+        return None
+    if said == "last":
+        if spatial is not None and len(spatial) == 2 and rank == 3:
+            return _tokens(shape, tuple(spatial))
+        return channels_last_transform
     if spatial is None or len(spatial) == 1:
         # No grid to compare with, or a 1-D signal, where one axis fits any stride: read it
         # as Conv1d and Captum do, channels-first.
         return None
     spatial = tuple(spatial)
-    candidates: list[tuple[str, ReshapeTransform | None]] = []
     if rank == len(spatial) + 2:
-        # Every convolution, pooling and normalisation layer writes channels-first, so that
-        # reading is kept when it fits, unless only the channels-last one has one exact
-        # stride (small non-square grids fit loosely both ways).
         first, last = grid_fits(shape[2:], spatial), grid_fits(shape[1:-1], spatial)
-        if last and (
-            not first or _one_stride(shape[1:-1], spatial) > _one_stride(shape[2:], spatial)
-        ):
+        if first and last:
+            raise ValueError(
+                _unreadable(
+                    shape,
+                    f"it is ambiguous on an input of spatial size {spatial}: channels-first "
+                    f"(B, K, *grid) and channels-last (B, *grid, K) both fit, and the layer's "
+                    f"type ({type(layer).__name__}) does not say which it writes",
+                )
+            )
+        if last:
             return channels_last_transform
         if first:
             return None
     if rank == 3 and len(spatial) == 2:
-        for prefix, height, width in _token_grids(shape[1], spatial):
-            transform = partial(tokens_transform, prefix_tokens=prefix, height=height, width=width)
-            label = f"tokens with {prefix} prefix tokens on a {height}x{width} grid"
-            candidates.append((label, transform))
+        return _tokens(shape, spatial)
+    raise ValueError(_unreadable(shape, f"no layout fits an input of spatial size {spatial}"))
+
+
+def _tokens(shape: tuple[int, ...], spatial: tuple[int, ...]) -> ReshapeTransform:
+    """The one token grid ``(B, p + h*w, D)`` that fits ``spatial``, or a ValueError."""
+    candidates: list[tuple[str, ReshapeTransform]] = []
+    for prefix, height, width in _token_grids(shape[1], spatial):
+        transform = partial(tokens_transform, prefix_tokens=prefix, height=height, width=width)
+        label = f"tokens with {prefix} prefix tokens on a {height}x{width} grid"
+        candidates.append((label, transform))
     if len(candidates) > 1:
         # Several token grids fit loosely (small non-square grids do); one whose cells
         # all have the same exact size, as a patch embedding makes them, settles it.
@@ -279,7 +399,7 @@ def default_layer(
         ):
             return
         try:
-            transform = infer_layout(output.shape, grid)
+            transform = infer_layout(output.shape, grid, module)
         except ValueError:
             return
         seen[name] = (output, transform)

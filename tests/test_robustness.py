@@ -222,7 +222,7 @@ CLI_CASES = {
     ),
     "evaluate --opti-iters -2": (
         ["evaluate", "--opti-iters", "-2"],
-        "--opti-iters: must be an integer >= 0",
+        "--opti-iters: must be an integer >= 1",
     ),
     "evaluate --resize 0": (["evaluate", "--resize", "0"], "--resize: must be an integer >= 1"),
     "evaluate --crop x": (["evaluate", "--crop", "x"], "--crop: expected an integer, got 'x'"),

@@ -29,8 +29,6 @@ from captum_contrast.transforms import grid_fits, infer_layout
         ((2, 64, 28, 40), (224, 320), None),  # non-square
         ((2, 7, 7, 768), (224, 224), "channels_last"),  # torchvision Swin
         ((2, 7, 10, 768), (224, 320), "channels_last"),
-        ((2, 4, 4, 4), (16, 16), None),  # a tie goes to channels-first, PyTorch's layout
-        ((2, 5, 6, 8), (20, 24), "channels_last"),  # (6, 8) fits loosely, (5, 6) exactly
         ((2, 64, 100), (400,), None),  # Conv1d
         ((2, 8, 4, 5, 6), (8, 10, 12), None),  # Conv3d
         ((2, 4, 5, 7, 6), (8, 10, 14), "channels_last"),  # channels-last volume
@@ -70,6 +68,89 @@ def test_ambiguous_or_unfit_shapes_raise_naming_the_shape_and_the_fix() -> None:
         infer_layout((2, 10), (32, 32))
 
 
+def test_shapes_that_fit_both_ways_raise_for_a_layer_of_unknown_type() -> None:
+    # (B, 4, 4, 4) on 16x16 fits channels-first and channels-last exactly; (B, 5, 6, 8) on
+    # 20x24 fits both loosely: reading either from the shape alone would be a guess.
+    for shape, spatial in [((2, 4, 4, 4), (16, 16)), ((2, 5, 6, 8), (20, 24))]:
+        with pytest.raises(ValueError, match=r"ambiguous.*`reshape_transform`.*channels_last"):
+            infer_layout(shape, spatial)
+        with pytest.raises(ValueError, match="ambiguous"):
+            infer_layout(shape, spatial, nn.Identity())
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        (nn.Conv2d(3, 5, 3, stride=3), None),
+        (nn.ConvTranspose2d(3, 5, 3), None),
+        (nn.BatchNorm2d(5), None),
+        (nn.MaxPool2d(2), None),
+        (nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Dropout()), None),
+        (nn.LayerNorm(8), "channels_last"),
+        (nn.Linear(4, 8), "channels_last"),
+        (nn.Sequential(nn.Linear(4, 8), nn.GELU()), "channels_last"),
+    ],
+)
+def test_the_layer_type_decides_before_the_shape(layer, expected) -> None:
+    # The issue's shapes: a stride-3 conv on 20x24 gives (B, 5, 6, 8), which the shape
+    # alone read as a 5x6 channels-last grid; an NHWC stage (B, 8, 8, 8) fits both ways.
+    for shape, spatial in [((2, 5, 6, 8), (20, 24)), ((2, 8, 8, 8), (32, 32))]:
+        transform = infer_layout(shape, spatial, layer)
+        assert (transform.__name__.removesuffix("_transform") if transform else None) == expected
+
+
+def test_a_linear_layer_on_an_image_reads_tokens() -> None:
+    transform = infer_layout((2, 1 + 196, 8), (224, 224), nn.Linear(8, 8))
+    assert transform.keywords == {"prefix_tokens": 1, "height": 14, "width": 14}
+
+    # A LayerNorm2d (a LayerNorm subclass normalising channels-first maps) says nothing.
+    class LayerNorm2d(nn.LayerNorm):
+        def forward(self, x: Tensor) -> Tensor:
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    assert infer_layout((2, 512, 7, 7), (224, 224), LayerNorm2d(512)) is None
+
+
+def test_a_strided_conv_on_a_non_square_input_gives_captums_map() -> None:
+    # Issue 22: read channels-last, the map was (B, 1, 5, 6); LayerGradCam's is (B, 1, 6, 8).
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 5, 3, stride=3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 4)
+    ).eval()
+    images, target = torch.rand(2, 3, 20, 24), torch.tensor([1, 3])
+    reference = LayerGradCam(model, model[0]).attribute(images, target, relu_attributions=True)
+    labels = torch.nn.functional.one_hot(target, 4).bool()  # one label: MinMax = Grad-CAM
+    ours = MinMaxCAM(model, model[0]).attribute(images, target, labels=labels)
+    assert ours.shape == reference.shape == (2, 1, 6, 8) and reference.abs().sum() > 0
+    torch.testing.assert_close(ours, reference)
+
+
+class NHWCStage(nn.Module):
+    """A conv stem, then a channels-last stage (B, 8, 8, 8) normalised by a LayerNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, stride=4)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        laid = self.norm(self.stem(x).permute(0, 2, 3, 1))  # (B, h, w, K), K = h = w = 8
+        return self.head(torch.relu(laid).mean(dim=(1, 2)))
+
+
+def test_a_channels_last_layer_norm_stage_equals_the_explicit_transform() -> None:
+    # Issue 22: (B, 8, 8, 8) was read channels-first (relative difference 1.0).
+    torch.manual_seed(0)
+    model = NHWCStage().eval()
+    images, target = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
+    auto = ContrastGradCAM(model, model.norm).attribute(images, target, k=2)
+    given = ContrastGradCAM(model, model.norm, reshape_transform=channels_last_transform)
+    explicit = given.attribute(images, target, k=2)
+    assert explicit.abs().sum() > 0
+    torch.testing.assert_close(auto, explicit)
+
+
 def test_grid_fits() -> None:
     assert grid_fits((7, 7), (224, 224)) and grid_fits((8, 8), (299, 299))
     assert not grid_fits((13, 15), (224, 224))  # equal sides, unequal grid
@@ -101,13 +182,15 @@ class LaidOut(nn.Module):
     def __init__(self, layout: str, prefix: int = 0, classes: int = 4) -> None:
         super().__init__()
         self.layout, self.prefix = layout, prefix
-        self.conv = nn.Conv2d(3, 8, 4, stride=4)
-        self.prefix_tokens = nn.Parameter(torch.randn(1, prefix, 8))
+        # 16 channels: (B, 5, 6, 16) on 20x24 fits channels-last only (with 8 channels it
+        # would fit both ways, and an Identity layer's type does not say which).
+        self.conv = nn.Conv2d(3, 16, 4, stride=4)
+        self.prefix_tokens = nn.Parameter(torch.randn(1, prefix, 16))
         self.layer = nn.Identity()
-        self.head = nn.Linear(8, classes)
+        self.head = nn.Linear(16, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        maps = self.conv(x)  # (B, 8, h, w)
+        maps = self.conv(x)  # (B, 16, h, w)
         b, k, h, w = maps.shape
         if self.layout == "channels_last":
             laid = self.layer(maps.permute(0, 2, 3, 1))

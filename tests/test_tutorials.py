@@ -18,6 +18,7 @@ EXPECTED = {
     "03_opti_cam": "they sum to 1: True",
     "04_salience_training": "AUROC test",
     "05_real_photos": "DifferenceSalience == Grad-CAM(happy) - Grad-CAM(surprise): True",
+    "06_beyond_classification": "DifferenceSalience at the step == the two Grad-CAMs' difference: True",
 }
 
 

@@ -3,6 +3,7 @@ failure, and when several threads explain one shared model at once."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from collections.abc import Callable
@@ -173,3 +174,110 @@ def test_confusion_matrix_leaves_a_train_mode_model_untouched() -> None:
     assert_untouched(before, model)
     assert int(counts.sum()) == 8
     torch.testing.assert_close(counts, confusion_matrix(model.eval(), loader, 5))
+
+
+class TupleBlock(torch.nn.Module):
+    """A block returning ``(h,)``, Hugging Face style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor]:
+        return (torch.relu(self.conv(hidden)),)
+
+
+class TupleBlockNet(torch.nn.Module):
+    """``h + block(h)[0]``: the model indexes the tuple its block returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.block = TupleBlock()
+        self.head = torch.nn.Linear(4, 5)
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.stem(x)
+        hidden = hidden + self.block(hidden)[0]
+        logits = self.head(hidden.mean(dim=(2, 3)))
+        self.seen.append(logits.detach())
+        return logits
+
+
+class Unwrapped(torch.nn.Module):
+    """``TupleBlockNet`` read at ``block``'s tensor, for Captum's LayerGradCam."""
+
+    def __init__(self, net: TupleBlockNet) -> None:
+        super().__init__()
+        self.net = net
+        self.at = torch.nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.net.stem(x)
+        return self.net.head((hidden + self.at(self.net.block(hidden)[0])).mean(dim=(2, 3)))
+
+
+def test_a_layer_returning_a_tuple_keeps_its_structure() -> None:
+    # Issue 22: (h,) was replaced by h, so block(h)[0] took example 0 of the batch.
+    from captum.attr import LayerGradCam
+
+    torch.manual_seed(0)
+    model = TupleBlockNet().eval()
+    images, target = torch.rand(3, 3, 8, 8), torch.tensor([0, 2, 4])
+    plain = model(images)
+    model.seen.clear()
+    labels = torch.nn.functional.one_hot(target, 5).bool()  # one label: MinMax = Grad-CAM
+    ours = MinMaxCAM(model, model.block).attribute(images, target, labels=labels)
+    torch.testing.assert_close(model.seen[0], plain)  # the logits during the call
+    unwrapped = Unwrapped(model)
+    expected = LayerGradCam(unwrapped, unwrapped.at).attribute(
+        images, target, relu_attributions=True
+    )
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(ours, expected)
+
+
+HIDDEN: dict[str, Callable[[BatchNormDropoutNet], Callable[[Tensor], Tensor]]] = {
+    "lambda": lambda model: lambda x: model(x),
+    "partial": lambda model: functools.partial(model),
+}
+
+
+@pytest.mark.parametrize("hide", sorted(HIDDEN))
+@pytest.mark.parametrize("name", ["contrast-grad-cam", "contrast-grad-cam-cosine", "opti-cam"])
+def test_a_train_mode_model_hidden_in_a_function_is_explained_in_eval_mode(
+    name: str, hide: str
+) -> None:
+    # Issue 22: only `layer` was switched; BatchNorm statistics changed and calls differed.
+    model = _model(train=True)
+    forward = HIDDEN[hide](model)
+    images = torch.rand(4, 3, 8, 8)
+    before = model_snapshot(model)
+    calls = {
+        "contrast-grad-cam": lambda: ContrastGradCAM(forward, model.conv2).attribute(
+            images, 1, k=2
+        ),
+        "contrast-grad-cam-cosine": lambda: ContrastGradCAM(forward, model.conv2).cosine(
+            images, 1, k=2
+        ),
+        "opti-cam": lambda: OptiCAM(forward, model.conv2).attribute(images, 1, n_iter=3),
+    }
+    with pytest.warns(UserWarning, match="training mode.*eval mode"):
+        first = calls[name]()
+    assert_untouched(before, model)
+    second = _quiet(calls[name])
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    model.eval()
+    torch.testing.assert_close(first, calls[name](), rtol=0, atol=0)
+
+
+def test_confusion_matrix_of_a_hidden_train_mode_model_leaves_it_untouched() -> None:
+    from captum_contrast import confusion_matrix
+
+    model = _model(train=True)
+    loader = [(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
+    before = model_snapshot(model)
+    first = _quiet(lambda: confusion_matrix(lambda x: model(x), loader, 5))
+    assert_untouched(before, model)
+    torch.testing.assert_close(first, confusion_matrix(model.eval(), loader, 5))

@@ -9,6 +9,7 @@ This module parses arguments and runs the commands; models and images come from
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +21,14 @@ from torch import nn
 from captum_contrast import __version__
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
-from captum_contrast.app.evaluate_options import add_evaluate_options, run_settings
+from captum_contrast.app.evaluate_options import add_evaluate_options, run_options
+from captum_contrast.app.images import image_transform, load_image
 from captum_contrast.app.loading import (
     SMALL_CNN,
     CommandError,
     Loaded,
     class_index,
-    image_transform,
     input_channels,
-    load_image,
     load_model,
     resolve_layer,
     segmentation_architectures,
@@ -47,11 +47,6 @@ from captum_contrast.transforms import default_layer
 def _positive_int(text: str) -> int:
     """An argparse ``type``: an integer >= 1, else a one-line usage error (exit 2)."""
     return _bounded_int(text, 1)
-
-
-def _non_negative_int(text: str) -> int:
-    """An argparse ``type``: an integer >= 0, else a one-line usage error (exit 2)."""
-    return _bounded_int(text, 0)
 
 
 def _class_target(text: str) -> str:
@@ -80,10 +75,12 @@ def _output_dir(text: str) -> str:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
-    for parent in path.absolute().parents:
+    for parent in (path.absolute(), *path.absolute().parents):
         if parent.exists():
             if not parent.is_dir():
                 raise argparse.ArgumentTypeError(f"{text!r} lies under {str(parent)!r}, a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise argparse.ArgumentTypeError(f"{text!r}: {str(parent)!r} is not writable")
             break
     return text
 
@@ -122,7 +119,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
         help="feed [0, 1] pixels without the ImageNet mean/std step",
     )
     parser.add_argument(
-        "--opti-iters", type=_non_negative_int, default=100, help="OptiCAM Adam steps (100)"
+        "--opti-iters", type=_positive_int, default=100, help="OptiCAM Adam steps (100)"
     )
     parser.add_argument("--out", type=_output_dir, help="output directory")
 
@@ -220,8 +217,17 @@ def main(argv: list[str] | None = None) -> int:
             return run_explain(args)
         return run_evaluate(args)
     except (CommandError, ValueError) as error:  # ValueError: the library rejected an input
-        print(f"captum-contrast {args.command}: error: {error}", file=sys.stderr)
+        print(f"captum-contrast {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable --out, a full disk: the path is in the message
+        print(f"captum-contrast {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (the first of several; a long one cut at 300 chars)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 PROBE_SIZE = 224
@@ -233,10 +239,11 @@ def _load(
     loaded = load_model(args.arch, args.weights, args.num_classes, not args.no_normalize)
     small = args.arch == SMALL_CNN
     crop = args.crop or (32 if small else loaded.crop)
+    resize = args.resize or (32 if small else loaded.resize)
+    if crop > resize:  # the crop would be zero-padded around the resized image
+        raise CommandError(f"--crop {crop} is larger than --resize {resize}")
     channels = input_channels(loaded.network)
-    transform = image_transform(
-        args.resize or (32 if small else loaded.resize), crop, channels, loaded.interpolation
-    )
+    transform = image_transform(resize, crop, channels, loaded.interpolation)
     name = args.layer
     if name is None:
         # Probed at 224 at least: at a small crop the last stage may be a single cell.
@@ -342,11 +349,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             method_kwargs={"opti-cam": {"n_iter": args.opti_iters}},
             progress=not args.no_progress,
             session=run,
-            resume=args.resume,
-            baseline=args.baseline,
-            save_maps=args.save_maps,
-            gallery_metric=args.gallery_metric,
-            settings=run_settings(args),
+            **run_options(args),
         )
     for path in paths:
         print(path)

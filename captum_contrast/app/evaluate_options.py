@@ -78,3 +78,14 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings = {name: getattr(args, name) for name in names}
     settings["normalize"] = not args.no_normalize
     return settings
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :func:`captum_contrast.app.evaluation.run_evaluation` these options set."""
+    return {
+        "resume": args.resume,
+        "baseline": args.baseline,
+        "save_maps": args.save_maps,
+        "gallery_metric": args.gallery_metric,
+        "settings": run_settings(args),
+    }

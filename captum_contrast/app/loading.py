@@ -1,11 +1,11 @@
-"""Models, layers and images for the command line.
+"""Models and layers for the command line (images: :mod:`captum_contrast.app.images`).
 
 Models are torchvision architectures with a local state dict, or with torchvision's own
 named weights (``--weights DEFAULT``, ``IMAGENET1K_V2``: downloaded only because the user
 asked, read from the torch hub cache when there), ``small-cnn`` (the package's canvas CNN),
-``timm:<name>`` with a local state dict, or ``hf:<local model directory>``. Images are
-resized and center-cropped into [0, 1] (ImageNet's 256/224 unless the weights say
-otherwise); the mean/std step is the model's first module, so masks multiply pixels and
+``timm:<name>`` with a local state dict, or ``hf:<local model directory>``. Each model
+comes with its resize and crop (ImageNet's 256/224 unless the weights say otherwise), for
+:func:`captum_contrast.app.images.image_transform`; the mean/std step is the model's first module, so masks multiply pixels and
 0 means black, as in Opti-CAM.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,36 +202,6 @@ def resolve_layer(network: nn.Module, name: str) -> nn.Module:
         raise CommandError(str(error)) from None
 
 
-def image_transform(
-    resize: int, crop: int, channels: int, interpolation: Any = None
-) -> Callable[[Any], Tensor]:
-    """PIL image -> ``(channels, crop, crop)`` float tensor in [0, 1]."""
-    from torchvision import transforms
-
-    mode = "L" if channels == 1 else "RGB"
-    resize_kwargs = {} if interpolation is None else {"interpolation": interpolation}
-    return transforms.Compose(
-        [
-            transforms.Lambda(lambda image: image.convert(mode)),
-            transforms.Resize(resize, **resize_kwargs),
-            transforms.CenterCrop(crop),
-            transforms.ToTensor(),
-        ]
-    )
-
-
-def load_image(path: str | Path) -> Any:
-    """A PIL image, or a :class:`CommandError` naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (OSError, UnidentifiedImageError) as error:
-        raise CommandError(f"cannot read image {path}: {error}") from None
-
-
 def input_channels(network: nn.Module) -> int:
     first = next((m for m in network.modules() if isinstance(m, nn.Conv2d)), None)
     return first.in_channels if first is not None else 3
@@ -317,12 +287,17 @@ def _hf_model(directory: str, normalize: bool) -> Loaded:
         raise CommandError("--arch hf:... needs transformers: pip install transformers") from None
     if not Path(directory, "config.json").is_file():
         raise CommandError(f"--arch hf:{directory}: not a local model directory (no config.json)")
-    network = AutoModelForImageClassification.from_pretrained(directory, local_files_only=True)
+    try:
+        network = AutoModelForImageClassification.from_pretrained(directory, local_files_only=True)
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    except Exception as error:  # noqa: BLE001 - transformers raises many kinds; all name the cause
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CommandError(f"--arch hf:{directory}: cannot load the model: {first}") from None
     network.eval()
     processor = _hf_processor(directory)
     mean = getattr(processor, "image_mean", None) or IMAGENET_MEAN
     std = getattr(processor, "image_std", None) or IMAGENET_STD
-    size = getattr(AutoConfig.from_pretrained(directory, local_files_only=True), "image_size", 224)
+    size = getattr(config, "image_size", 224)
     size = size if isinstance(size, int) else 224
     if not normalize:  # still wrapped, so that the model returns logits, not an object
         mean, std = (0.0,) * len(mean), (1.0,) * len(std)
@@ -337,7 +312,7 @@ def _hf_processor(directory: str) -> Any:
         from transformers import AutoImageProcessor
 
         return AutoImageProcessor.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError):  # no preprocessor_config.json: ImageNet statistics
+    except Exception:  # noqa: BLE001 - no or a broken preprocessor_config.json: ImageNet's
         return None
 
 

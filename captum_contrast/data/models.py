@@ -135,6 +135,7 @@ def fit_classifier(
                 if multi_label:
                     loss = F.binary_cross_entropy_with_logits(logits, labels[batch])
                 else:
+                    _check_labels(labels[batch], logits.shape[1])
                     loss = F.cross_entropy(logits, labels[batch])
                 optimizer.zero_grad()
                 loss.backward()
@@ -144,3 +145,13 @@ def fit_classifier(
     finally:
         model.train(was_training)
     return losses
+
+
+def _check_labels(labels: Tensor, num_classes: int) -> None:
+    """Class indices within the model's outputs (cross-entropy's own error names no argument)."""
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
+        raise ValueError(
+            f"`labels` holds class indices {bad[:5]} outside [0, {num_classes - 1}] "
+            f"(the model has {num_classes} outputs)"
+        )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import GradientAttribution, LayerAttribution
@@ -19,6 +21,7 @@ from captum_contrast._engine import (
     weighted_activations,
 )
 from captum_contrast._model import check_layer, explained_in_eval_mode, owning_module
+from captum_contrast._targets import check_scores
 from captum_contrast.scores import ScoresLike
 
 
@@ -89,9 +92,10 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
     buffers bit for bit, hooks, ``requires_grad`` flags, ``.grad`` and modes. A model in
     ``train()`` mode is explained in eval mode, with a warning, and its flags are restored
     afterwards: a training-mode forward would update BatchNorm's running statistics and
-    draw new dropout masks. (Only the modules of ``forward_func`` when it is a module or a
-    bound method of one, else those of ``layer``; put a model hidden in a plain function in
-    eval mode yourself.) Every public method of a subclass that runs the model (those named
+    draw new dropout masks. The modules of ``forward_func`` (a module or a bound method of
+    one) are switched up front, and every module the call runs, when ``forward_func`` hides
+    the model (``lambda x: model(x)``, ``functools.partial(model)``); see
+    ``docs/guarantees.md`` for exactly what is protected. Every public method of a subclass that runs the model (those named
     in ``model_calling_methods``: ``attribute``, and e.g. ``ContrastGradCAM.cosine``) gets
     this through ``__init_subclass__``. Calls from several threads on one shared model are safe and give
     the maps sequential calls give.
@@ -147,6 +151,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         *,
         reshape_transform: ReshapeTransform | None = None,
     ) -> None:
+        check_constructor(forward_func, layer, device_ids, reshape_transform)
         check_layer(forward_func, layer)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
@@ -161,7 +166,7 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         scores: ScoresLike = None,
     ) -> LayerForward:
         """One forward of the model, read at this method's layer (see :mod:`._engine`)."""
-        return forward_layer(
+        forward = forward_layer(
             self.forward_func,
             self.layer,
             inputs,
@@ -172,6 +177,8 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
             keep_graph=keep_graph,
             scores=scores,
         )
+        check_scores(forward.outputs)
+        return forward
 
     def _attribute_by_plan(
         self,
@@ -193,14 +200,87 @@ class LayerContrastAttribution(LayerAttribution, GradientAttribution):
         channel_weights: Tensor, activations: Tensor, relu_attributions: bool, return_weights: bool
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``sum_k w_k A_k`` (ReLU'd on request), with the weights when asked for."""
+        check_flag(relu_attributions, "relu_attributions")  # reached from ``plan`` too
+        check_flag(return_weights, "return_weights")
         attributions = weighted_activations(channel_weights, activations)
         if relu_attributions:
             attributions = F.relu(attributions)
         return (attributions, channel_weights) if return_weights else attributions
 
 
+def check_flag(value: Any, name: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``value`` is a bool.
+
+    A string such as ``"no"`` is truthy, so it would silently mean ``True``.
+
+    Example:
+        >>> from captum_contrast.methods._base import check_flag
+        >>> check_flag(True, "relu_attributions")
+        >>> check_flag("no", "relu_attributions")
+        Traceback (most recent call last):
+        ...
+        TypeError: `relu_attributions` must be True or False, got 'no' (str)
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, got {value!r} ({type(value).__name__})")
+
+
+def check_constructor(
+    forward_func: Any, layer: Any, device_ids: Any, reshape_transform: Any
+) -> None:
+    """The constructor's arguments, checked before anything calls them.
+
+    Example:
+        >>> from torch import nn
+        >>> from captum_contrast import ContrastGradCAM
+        >>> model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+        >>> ContrastGradCAM(model, model[0], device_ids="0")
+        Traceback (most recent call last):
+        ...
+        TypeError: `device_ids` must be None or a list of ints (CUDA device indices), got '0'
+    """
+    if not callable(forward_func):
+        raise TypeError(
+            f"`forward_func` must be the model or a callable, got {type(forward_func).__name__}"
+        )
+    if reshape_transform is not None and not callable(reshape_transform):
+        raise TypeError(
+            "`reshape_transform` must be None or a callable taking the layer's tensor, got "
+            f"{type(reshape_transform).__name__}"
+        )
+    if device_ids is not None and not (
+        isinstance(device_ids, (list, tuple))
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in device_ids)
+    ):
+        raise TypeError(
+            f"`device_ids` must be None or a list of ints (CUDA device indices), got {device_ids!r}"
+        )
+    # Captured layers need forward hooks, which TorchScript modules do not support.
+    for name, module in (("forward_func", owning_module(forward_func)), ("layer", layer)):
+        if isinstance(module, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+            raise TypeError(
+                f"`{name}` is a TorchScript {type(module).__name__}: forward hooks are not "
+                "supported on ScriptModules, so its layer cannot be read; pass the eager "
+                "nn.Module the script was made from"
+            )
+    if isinstance(forward_func, torch.jit.ScriptFunction):
+        raise TypeError(
+            "`forward_func` is a TorchScript function: forward hooks are not supported on "
+            "ScriptModules; pass the eager model"
+        )
+
+
+def _bool_parameters(function: Callable[..., Any]) -> tuple[inspect.Signature, list[str]]:
+    signature = inspect.signature(function)
+    flags = [n for n, p in signature.parameters.items() if p.annotation in ("bool", bool)]
+    return signature, flags
+
+
 def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
     """``attribute`` run with the explained model in eval mode (see the class docstring).
+
+    Every argument annotated ``bool`` is checked first (:func:`check_flag`), before the
+    model runs.
 
     Captum's ``NoiseTunnel`` calls ``attribute.__wrapped__`` to skip ``@log_usage``'s
     logging, which would also skip a plain ``functools.wraps`` wrapper: so ``__wrapped__``
@@ -208,8 +288,17 @@ def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     def switched(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature, flags = _bool_parameters(function)
+
         @functools.wraps(function)
         def wrapped(self: LayerContrastAttribution, *args: Any, **kwargs: Any) -> Any:
+            try:
+                given = signature.bind_partial(self, *args, **kwargs).arguments
+            except TypeError:  # the call below raises Python's own error, naming the method
+                given = {}
+            for name in flags:
+                if name in given:
+                    check_flag(given[name], name)
             model = owning_module(self.forward_func) or self.layer
             with explained_in_eval_mode(model, type(self).__name__):
                 return function(self, *args, **kwargs)

@@ -15,6 +15,7 @@ from captum_contrast._model import (
     explained_in_eval_mode,
     model_device,
 )
+from captum_contrast._validation import class_indices
 from captum_contrast.scores import ClassScores
 
 
@@ -86,7 +87,7 @@ def active_channels(
             for batch in data_loader:
                 if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                     raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")
-                inputs, labels = batch[0], torch.as_tensor(batch[1]).long().cpu()
+                inputs, labels = batch[0], class_indices(batch[1], "labels").cpu()
                 outputs.clear()
                 logits = ClassScores()(model(inputs.to(device) if device is not None else inputs))
                 activations = _layer_output(outputs)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from captum_contrast._model import explained_in_eval_mode, model_device, owning_module
+from captum_contrast._model import (
+    explained_in_eval_mode,
+    model_device,
+    owning_module,
+)
 from captum_contrast._targets import as_class_indices, check_class_range, top_other_classes
+from captum_contrast._validation import class_indices
+from captum_contrast.scores import ClassScores
 
 
 def confusion_matrix(
@@ -22,7 +27,9 @@ def confusion_matrix(
 ) -> Tensor:
     """Confusion matrix of ``model`` over ``data_loader``: rows true class, columns predicted.
 
-    Batches are ``(inputs, labels, ...)`` tuples or lists, as torchvision datasets yield. A
+    Batches are ``(inputs, labels, ...)`` tuples or lists, as torchvision datasets yield;
+    labels are integer class indices in ``[0, num_classes - 1]`` (floats and booleans are
+    refused) and the model must have at most ``num_classes`` outputs. A
     model found in training mode is run in eval mode, with a warning, and its modes are
     restored: a training-mode forward would update its BatchNorm statistics.
 
@@ -38,24 +45,60 @@ def confusion_matrix(
         tensor([[1, 1],
                 [1, 0]])
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes!r}")
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)
-    owner = owning_module(model)
-    in_eval = explained_in_eval_mode(owner, "confusion_matrix") if owner else nullcontext()
-    with in_eval, torch.no_grad():
-        for batch in data_loader:
-            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                raise ValueError("`data_loader` must yield (inputs, labels, ...) batches")
-            inputs, labels = batch[0], torch.as_tensor(batch[1])
+    with explained_in_eval_mode(owning_module(model), "confusion_matrix"), torch.no_grad():
+        for number, batch in enumerate(data_loader):
+            inputs, labels = _checked_batch(batch, number, num_classes)
             if device is not None:
                 inputs = inputs.to(device)
-            predicted = model(inputs).argmax(dim=1).cpu()
-            if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-                raise ValueError(f"labels outside [0, {num_classes - 1}] in `data_loader`")
-            counts += torch.bincount(
-                labels.long() * num_classes + predicted, minlength=num_classes**2
-            )
+            predicted = _predictions(model(inputs), len(labels), num_classes, number)
+            counts += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)
+
+
+def _checked_batch(batch: Any, number: int, num_classes: int) -> tuple[Tensor, Tensor]:
+    """A batch's inputs and ``(B,)`` labels, checked as class indices of ``num_classes``."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(
+            f"`data_loader` must yield (inputs, labels, ...) batches; batch {number} is "
+            f"{type(batch).__name__}"
+        )
+    inputs = batch[0]
+    if not isinstance(inputs, Tensor):
+        raise ValueError(
+            f"`data_loader` batch {number}: inputs must be a tensor, got {type(inputs).__name__}"
+        )
+    labels = class_indices(batch[1], "labels", num_classes=num_classes).reshape(-1).cpu()
+    if len(labels) != len(inputs):
+        raise ValueError(
+            f"`data_loader` batch {number}: {len(labels)} `labels` for {len(inputs)} inputs; "
+            "give one class index per example"
+        )
+    return inputs, labels
+
+
+def _predictions(outputs: Any, batch_size: int, num_classes: int, number: int) -> Tensor:
+    """The argmax of ``(B, C)`` outputs, refusing what would be counted wrongly."""
+    logits = ClassScores()(outputs)
+    if len(logits) != batch_size:
+        raise ValueError(
+            f"the model returned {len(logits)} rows of outputs for batch {number} of "
+            f"{batch_size} examples"
+        )
+    if logits.shape[1] > num_classes:
+        raise ValueError(
+            f"`num_classes`={num_classes} but the model has {logits.shape[1]} outputs: a "
+            f"prediction of class {num_classes} or above would have no column"
+        )
+    if logits.is_floating_point() and not bool(torch.isfinite(logits).all()):
+        raise ValueError(
+            f"the model returned NaN or infinite outputs for batch {number}; its argmax is "
+            "no prediction"
+        )
+    return logits.argmax(dim=1).cpu()
 
 
 class ContrastSet:
@@ -105,6 +148,12 @@ class ContrastSet:
         matrix = np.asarray(confusion, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"`confusion` must be a square matrix, got shape {matrix.shape}")
+        if not np.isfinite(matrix).all() or (matrix < 0).any():
+            raise ValueError(
+                "`confusion` must hold finite non-negative counts (or rates); it has "
+                f"{int((~np.isfinite(matrix)).sum())} non-finite and {int((matrix < 0).sum())} "
+                "negative entries"
+            )
         num_classes = matrix.shape[0]
         if not 1 <= k < num_classes:
             raise ValueError(
@@ -117,12 +166,12 @@ class ContrastSet:
         return cls(torch.from_numpy(order.copy()))
 
     def __call__(self, targets: Tensor) -> Tensor:
-        if int(targets.max()) >= self.contrast_classes.shape[0]:
-            raise ValueError(
-                f"`target` {int(targets.max())} is outside this ContrastSet's "
-                f"{self.contrast_classes.shape[0]} classes"
-            )
-        return self.contrast_classes.to(targets.device)[targets]
+        """The ``(B, k)`` contrast classes of ``(B,)`` class indices ``targets``."""
+        indices = as_class_indices(targets, "target", self.contrast_classes.device)
+        # A negative index would wrap around to the last classes' rows.
+        check_class_range(indices, self.contrast_classes.shape[0], "target")
+        device = targets.device if isinstance(targets, Tensor) else indices.device
+        return self.contrast_classes[indices].to(device)
 
     def __repr__(self) -> str:
         return f"ContrastSet(num_classes={self.contrast_classes.shape[0]}, k={self.k})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -129,7 +130,9 @@ class OptiCAM(LayerContrastAttribution):
                 preset's value and keeps the rest; so ``preset="paper", init="grad-cam"``
                 is no longer the paper's search, by request.
             n_iter: Maximum number of Adam steps (paper: 100; reference script: 50);
-                ``None``: the preset's.
+                ``None``: the preset's. ``0`` runs no search and returns the starting
+                point (the channel mean for "constant", Grad-CAM's start for "grad-cam"),
+                with a ``UserWarning`` saying so.
             lr: Adam's (initial) learning rate; ``None``: the preset's.
             early_stop: "paper": an example stops once its loss changes by less than 1e-10;
                 "official": the reference code's batch-level check (see ``optimise_u``),
@@ -138,7 +141,8 @@ class OptiCAM(LayerContrastAttribution):
             init: The start of ``u``: "constant" (0.5, the paper) or "grad-cam"
                 (``grad_cam_start``); ``None``: the preset's.
             preprocess: Applied to every masked batch before the model (and to ``inputs``
-                for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images.
+                for ``A``), e.g. mean/std normalisation when ``inputs`` are [0, 1] images;
+                it must keep the shape.
             show_progress: Show a tqdm bar over the iterations.
             return_weights: Also return ``softmax(u*)`` ``(B, K)``.
             scores: How the model's output is read as ``(B, C)`` class scores
@@ -152,6 +156,13 @@ class OptiCAM(LayerContrastAttribution):
         """
         recipe = resolve_recipe(preset, n_iter, lr, early_stop, init)
         _check_arguments(objective, normalization, recipe.n_iter, recipe.lr, preprocess)
+        if recipe.n_iter == 0:
+            warnings.warn(
+                f"OptiCAM ran no search (n_iter=0): the map is the {recipe.init!r} starting "
+                "point, not an optimised one",
+                UserWarning,
+                stacklevel=3,
+            )
         check_gradients_enabled()
         formatted = format_inputs(inputs, model_device(self.forward_func))
         if len(formatted) != 1 or formatted[0].dim() - 2 not in INTERPOLATION_MODES:
@@ -163,6 +174,12 @@ class OptiCAM(LayerContrastAttribution):
         images = formatted[0].detach()
         extra_args = _format_additional_forward_args(additional_forward_args)
         first = images if preprocess is None else preprocess(images)
+        if not isinstance(first, Tensor) or first.shape != images.shape:
+            got = tuple(first.shape) if isinstance(first, Tensor) else type(first).__name__
+            raise ValueError(
+                f"`preprocess` must return a tensor of the inputs' shape {tuple(images.shape)} "
+                f"(it is applied to every masked batch), got {got}"
+            )
         # A and y_c(x) need no gradient; the loop's gradients are taken w.r.t. u alone, so
         # autograd never computes a parameter gradient and the model's flags stay as they are.
         from_grad_cam = recipe.init == "grad-cam"

@@ -205,7 +205,8 @@ def optimise_u(
                     "torch.inference_mode() inside it): OptiCAM needs the gradient of the "
                     "masked image's score with respect to the channel weights"
                 )
-            current = losses.detach()
+            # In u's dtype (float32 for a float16/bfloat16 model): best_loss is kept in it.
+            current = losses.detach().to(u.dtype)
             if keep_best:
                 improved = current < best_loss
                 best_u[improved], best_loss[improved] = u.detach()[improved], current[improved]

@@ -299,6 +299,8 @@ class CAMMetric(Metric[list[float]]):
     def _prepare_maps(self, a_batch: Any, x_batch: np.ndarray) -> np.ndarray:
         if isinstance(a_batch, Tensor):
             a_batch = a_batch.detach().cpu().numpy()
+        if np.iscomplexobj(a_batch):  # casting would silently drop the imaginary part
+            raise TypeError(f"`a_batch` must hold real maps, got {np.asarray(a_batch).dtype}")
         maps = np.asarray(a_batch, dtype=np.float64)
         if maps.ndim == 3:
             maps = maps[:, None]
@@ -315,7 +317,8 @@ class CAMMetric(Metric[list[float]]):
             raise ValueError(
                 f"maps must be one per example, (B, 1, h, w) or (B, h, w) with B = {len(x_batch)}, "
                 f"h <= {height}, w <= {width}; got shape {maps.shape}. Reduce per-channel "
-                "attributions first, e.g. a.sum(axis=1, keepdims=True)"
+                "attributions first, e.g. a.sum(axis=1, keepdims=True). `x_batch` was read as "
+                f"channel-first {x_batch.shape}: pass `channel_first` if that is wrong"
             )
         if self.normalise:
             maps = self.normalise_func(maps)

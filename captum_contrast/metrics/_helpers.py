@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from quantus.helpers.model.model_interface import ModelInterface
 from torch import Tensor
 
+from captum_contrast._validation import class_indices
 from captum_contrast.normalization import NORMALIZATIONS, Normalization, normalize
 from captum_contrast.scores import (
     Probability,
@@ -49,12 +50,12 @@ def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
-    """``y_batch`` as a ``(B,)`` integer array, or a ValueError naming it."""
-    labels = np.asarray(y_batch)
-    if labels.dtype.kind not in "iuf":  # strings, objects, booleans: not class indices
-        raise ValueError(
-            f"`y_batch` must hold integer class indices, got an array of dtype {labels.dtype}"
-        )
+    """``y_batch`` as a ``(B,)`` int64 array, or a ValueError naming it.
+
+    The indices are checked by :func:`captum_contrast._validation.class_indices`: floats
+    (even whole ones), booleans and NaN are refused.
+    """
+    labels = class_indices(y_batch, "y_batch").numpy()
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1 or len(labels) != batch_size:
@@ -62,10 +63,6 @@ def check_labels(y_batch: Any, batch_size: int) -> np.ndarray:
             f"`y_batch` must hold one class index per example, shape ({batch_size},); "
             f"got shape {labels.shape}"
         )
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.isfinite(labels)) or not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError(f"`y_batch` must hold integer class indices, got {labels[:5]}")
-        labels = labels.astype(np.int64)
     return labels
 
 
@@ -129,7 +126,8 @@ def class_scores(
     """
     x_input = model.shape_input(x_batch, x_batch.shape, channel_first=True, batched=True)
     network = model.get_model()
-    parameter = next(iter(network.parameters()), None)
+    tensors = [*network.parameters(), *network.buffers()]
+    parameter = next((t for t in tensors if t.is_floating_point()), None)
     device = getattr(model, "device", None) or (parameter.device if parameter is not None else None)
     dtype = (
         parameter.dtype

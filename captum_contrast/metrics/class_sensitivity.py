@@ -40,6 +40,7 @@ def top_k_agreement(
         >>> top_k_agreement(a, a, top_k=25).tolist(), top_k_agreement(a, -a + 15, top_k=25).tolist()
         ([100.0], [0.0])
     """
+    top_k = check_percent(top_k, "top_k")
     first = _clipped(first_maps)
     second = _clipped(second_maps)
     if first.shape != second.shape:

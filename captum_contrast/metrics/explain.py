@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captum_contrast._model import model_device
+from captum_contrast._validation import class_indices
 from captum_contrast.scores import read_scores
 
 LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
@@ -74,7 +75,8 @@ def explainer(
     Returns:
         ``explain_func(model, inputs, targets, device=None, **kwargs) -> np.ndarray``.
         ``inputs`` are channel-first images (array or tensor), ``targets`` one class per
-        example. ``device`` (Quantus's) sets where the inputs go; by default the model's
+        example: integers (a float or bool array raises a ValueError naming
+        ``targets``, see :func:`captum_contrast._validation.class_indices`). ``device`` (Quantus's) sets where the inputs go; by default the model's
         device. Quantus's ``method`` keyword is ignored; other keywords reach ``attribute``
         and override ``attribute_kwargs``.
 
@@ -167,15 +169,11 @@ def _as_input_tensor(
 def _as_target(
     targets: np.ndarray | Tensor | int | None, device: torch.device
 ) -> Tensor | int | None:
-    if targets is None or isinstance(targets, int):
-        return targets
-    return (
-        torch.as_tensor(
-            np.asarray(targets) if not isinstance(targets, Tensor) else targets, device=device
-        )
-        .long()
-        .reshape(-1)
-    )
+    """Quantus's ``targets`` checked as class indices: floats and booleans are refused."""
+    if targets is None:
+        return None
+    indices = class_indices(targets, "targets", device)
+    return int(indices) if indices.dim() == 0 else indices.reshape(-1)
 
 
 def fake_cam(

@@ -45,7 +45,15 @@ def trapezoid(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         >>> float(trapezoid(np.array([0.0, 1.0, 1.0]), np.array([0.0, 0.5, 1.0])))  # 0.25 + 0.5
         0.75
     """
+    positions = np.asarray(positions)
+    if positions.ndim != 1 or positions.shape[0] != np.shape(values)[-1]:
+        raise ValueError(
+            f"`positions` must be 1-D with one entry per value on the last axis of `values`, "
+            f"got shapes {positions.shape} and {np.shape(values)}"
+        )
     widths = np.diff(positions)
+    if (widths < 0).any():
+        raise ValueError("`positions` must be sorted in increasing order")
     return ((values[..., 1:] + values[..., :-1]) / 2 * widths).sum(axis=-1)
 
 

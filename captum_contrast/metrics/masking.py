@@ -30,6 +30,7 @@ def drop_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
         >>> drop_scores(np.array([0.5, 0.8]), np.array([0.25, 0.9])).tolist()
         [50.0, 0.0]
     """
+    p, o = _probabilities(p, o)
     return 100 * safe_ratio(np.maximum(p - o, 0.0), p)
 
 
@@ -42,6 +43,7 @@ def increase_scores(p: np.ndarray, o: np.ndarray) -> np.ndarray:
         >>> increase_scores(np.array([0.5, 0.8, 0.8]), np.array([0.25, 0.9, 0.8])).tolist()
         [0.0, 100.0, 0.0]
     """
+    p, o = _probabilities(p, o)
     return 100 * (p < o).astype(np.float64)
 
 
@@ -54,7 +56,25 @@ def gain_scores(p: np.ndarray, o: np.ndarray, eps: float = GAIN_EPS) -> np.ndarr
         >>> gain_scores(np.array([0.5, 0.8]), np.array([0.25, 0.9])).round(3).tolist()  # 0.1 / 0.2
         [0.0, 50.0]
     """
+    p, o = _probabilities(p, o)
     return 100 * np.maximum(o - p, 0.0) / (1 - p + eps)
+
+
+def _probabilities(p: Any, o: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` and ``o`` as float arrays of one shape holding probabilities (NaN passes).
+
+    No broadcasting: a score per example needs both probabilities of that example.
+    """
+    p, o = np.asarray(p, dtype=np.float64), np.asarray(o, dtype=np.float64)
+    if p.shape != o.shape:
+        raise ValueError(
+            f"`p` and `o` must hold one probability per example each, got shapes {p.shape} "
+            f"and {o.shape}"
+        )
+    for name, values in (("p", p), ("o", o)):
+        if ((values < 0) | (values > 1)).any():
+            raise ValueError(f"`{name}` must hold probabilities in [0, 1], got {values.tolist()}")
+    return p, o
 
 
 class _SaliencyMasking(MaskingMetric):

@@ -50,12 +50,22 @@ def detections(
         >>> detections(model, np.zeros((2, 1, 2, 2), dtype=np.float32))
         (array([0, 0, 1, 1]), array([0, 2, 0, 2]))
     """
+    threshold = _check_threshold(threshold)
     target = torch.device(device) if device is not None else model_device(model)
     with torch.no_grad():
         logits = model(torch.as_tensor(np.asarray(x_batch), dtype=torch.float32, device=target))
     detected = (torch.sigmoid(logits) > threshold).cpu().numpy()
     examples, labels = np.nonzero(detected)
     return examples, labels
+
+
+def _check_threshold(threshold: Any) -> float:
+    """A detection threshold: a probability in [0, 1) (1 would detect nothing)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
+        raise TypeError(f"`threshold` must be a number, got {type(threshold).__name__}")
+    if not 0 <= threshold < 1:  # NaN fails too
+        raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
+    return float(threshold)
 
 
 class MultiLabelMasking(MaskingMetric):
@@ -71,9 +81,7 @@ class MultiLabelMasking(MaskingMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(mask_normalization=mask_normalization, **kwargs)
-        if not 0 <= threshold < 1:
-            raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = _check_threshold(threshold)
 
     def score(self, probabilities: Mapping[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
         masked = probabilities[self.variants[0]]

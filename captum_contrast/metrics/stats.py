@@ -38,6 +38,10 @@ def wilcoxon_below(agreements: Sequence[float] | np.ndarray, threshold: float = 
         >>> round(wilcoxon_below([10.0, 20.0, 30.0, 45.0, 60.0, 5.0]), 4)
         0.0469
     """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
+        raise TypeError(f"`threshold` must be a number, got {type(threshold).__name__}")
+    if not np.isfinite(threshold):
+        raise ValueError(f"`threshold` must be finite, got {threshold!r}")
     values = _drop_nan(np.asarray(agreements, dtype=np.float64).ravel(), "wilcoxon_below")
     if values.size == 0:
         raise ValueError("`agreements` holds no finite score")
@@ -63,6 +67,10 @@ def paired_ttest(
         >>> round(float(result.pvalue), 4)
         0.0527
     """
+    if alternative not in ("two-sided", "less", "greater"):
+        raise ValueError(
+            f"`alternative` must be 'two-sided', 'less' or 'greater', got {alternative!r}"
+        )
     if isinstance(scores, Mapping) != isinstance(other_scores, Mapping):
         raise TypeError("`scores` and `other_scores` must both be sequences or both mappings")
     if isinstance(scores, Mapping):
@@ -75,11 +83,11 @@ def paired_ttest(
                 RuntimeWarning,
                 stacklevel=2,
             )
-        first = np.array([scores[key] for key in shared], dtype=np.float64)
-        second = np.array([other_scores[key] for key in shared], dtype=np.float64)
+        first = _numbers([scores[key] for key in shared], "scores")
+        second = _numbers([other_scores[key] for key in shared], "other_scores")
     else:
-        first = np.asarray(scores, dtype=np.float64).ravel()
-        second = np.asarray(other_scores, dtype=np.float64).ravel()
+        first = _numbers(scores, "scores").ravel()
+        second = _numbers(other_scores, "other_scores").ravel()
         if first.shape != second.shape:
             raise ValueError(
                 f"`scores` and `other_scores` must score the same examples, got "
@@ -91,6 +99,13 @@ def paired_ttest(
     return stats.ttest_rel(pairs[:, 0], pairs[:, 1], alternative=alternative)
 
 
+def _numbers(values: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must hold numbers (one score per example)") from None
+
+
 def harmonic_mean(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """``2ab / (a + b)``, with a zero denominator replaced by 1 (MinMax-CAM's code).
 
@@ -100,6 +115,14 @@ def harmonic_mean(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         >>> harmonic_mean(np.array([0.5, 0.2, 0.0]), np.array([0.5, 0.8, 0.0])).round(3).tolist()
         [0.5, 0.32, 0.0]
     """
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if first.shape != second.shape:
+        raise ValueError(
+            f"`first` and `second` must have the same shape, got {first.shape} and {second.shape}"
+        )
+    for name, values in (("first", first), ("second", second)):
+        if (values < 0).any():  # the mean of rates or percentages; NaN passes
+            raise ValueError(f"`{name}` must be non-negative, got {values.tolist()}")
     total = first + second
     return 2 * first * second / np.where(total == 0, 1.0, total)
 

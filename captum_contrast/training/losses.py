@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_contrast._validation import describe_shape
+from captum_contrast._validation import class_indices, describe_shape
 from captum_contrast.normalization import normalize
 from captum_contrast.training.cam import class_activation_maps, head_weight
 
@@ -309,6 +309,8 @@ def _lambda_weights(lambdas: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _check_labels(labels: Tensor, batch_size: int) -> Tensor:
+    if isinstance(labels, Tensor):  # the one check of class indices: no float, no bool
+        labels = class_indices(labels, "labels", labels.device)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or len(labels) != batch_size:
         raise ValueError(f"`labels` must be a ({batch_size},) tensor, got {describe_shape(labels)}")
     if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):

@@ -14,12 +14,15 @@ from captum_contrast.data import pretrained
 from captum_contrast.data.pretrained import (
     EMOTIONS,
     astronaut_face,
+    convert_ocr_network,
     emotion_model,
     emotion_preprocess,
     face_model,
     face_preprocess,
     text_direction_model,
 )
+from captum_contrast.data.pretrained.emotions import _KerasSameMaxPool
+from captum_contrast.data.pretrained.ocr import TEXT_DIRECTION_ONNX
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +46,11 @@ def test_keras_same_max_pool_pads_after_the_image_on_even_sizes() -> None:
     # torch's symmetric padding=1 would take windows -1..1 and 1..3 and give 5, 7 here.
     row = torch.tensor([5.0, 1.0, 2.0, 7.0])
     image = row.view(1, 1, 1, 4).expand(1, 1, 4, 4)
-    pooled = pretrained._KerasSameMaxPool()(image)
+    pooled = _KerasSameMaxPool()(image)
     assert pooled.shape == (1, 1, 2, 2)
     torch.testing.assert_close(pooled[0, 0, 0], torch.tensor([5.0, 7.0]))
     odd = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 5, 5)  # 5 px: one each side
-    torch.testing.assert_close(
-        pretrained._KerasSameMaxPool()(odd)[0, 0, 0], torch.tensor([1.0, 3.0, 4.0])
-    )
+    torch.testing.assert_close(_KerasSameMaxPool()(odd)[0, 0, 0], torch.tensor([1.0, 3.0, 4.0]))
 
 
 def test_emotion_model_is_eval_and_its_layer_resolves(emotions) -> None:
@@ -133,7 +134,7 @@ def test_bad_images_are_refused(image, message) -> None:
 def test_missing_source_package_names_the_extra(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"pip install captum-contrast\[examples\]"):
-        text_direction_model()
+        convert_ocr_network(TEXT_DIRECTION_ONNX)
 
 
 def test_fer_port_matches_keras() -> None:
@@ -158,11 +159,10 @@ def test_fer_port_matches_keras() -> None:
 
 def test_text_direction_port_matches_onnxruntime() -> None:
     ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx2torch")
     if importlib.util.find_spec("rapidocr_onnxruntime") is None:
         pytest.skip("rapidocr-onnxruntime is not installed")
-    net = text_direction_model()
-    path = pretrained.source_file("rapidocr_onnxruntime", pretrained.TEXT_DIRECTION_ONNX)
+    net = text_direction_model()  # the vendored port: no onnx needed to load it
+    path = pretrained.source_file("rapidocr_onnxruntime", TEXT_DIRECTION_ONNX)
     session = ort.InferenceSession(str(path))
     x = torch.rand(3, 3, 48, 192) * 2 - 1
     expected = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]

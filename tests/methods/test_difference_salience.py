@@ -140,7 +140,9 @@ def test_spatial_weights_by_hand() -> None:
     # Score gradients [[1, 3]] and [[2, -1]] per position: w = mean(g_t - g_f) = (-1 + 4) / 2.
     weight = torch.tensor([[[[1.0, 3.0]]], [[[2.0, -1.0]]]])
     model = LinearHead(weight).eval()
-    attr, channel_weights = DifferenceSalience(model, model.layer).attribute(
+    # (1, 1, 1, 2) on a 1x2 input fits channels-last too, and an Identity says nothing.
+    salience = DifferenceSalience(model, model.layer, reshape_transform=lambda maps: maps)
+    attr, channel_weights = salience.attribute(
         torch.tensor([[[[2.0, -4.0]]]]), target=0, return_weights=True
     )
     torch.testing.assert_close(channel_weights, torch.tensor([[1.5]]))

@@ -189,7 +189,9 @@ def test_d_minmax_clamps_per_position() -> None:
     model = LinearHead(weight).eval()
     activations = torch.ones(1, 1, 1, 2)
     labels = torch.tensor([[1, 1, 0]])
-    _, alpha = MinMaxCAM(model, model.layer).attribute(
+    # (1, 1, 1, 2) on a 1x2 input fits channels-last too, and an Identity says nothing.
+    cam = MinMaxCAM(model, model.layer, reshape_transform=lambda maps: maps)
+    _, alpha = cam.attribute(
         activations, target=0, labels=labels, variant="d-minmax", return_weights=True
     )
     # relu(g0) - relu(g1)/1 + min(0, g0 + g1)/2 per position: [2 - 0 - 0.5, 0 - 3 + 0], mean.
