@@ -21,6 +21,7 @@ from torch import nn
 from captum_contrast import __version__
 from captum_contrast._targets import runner_up
 from captum_contrast.app.distributed import Session, session
+from captum_contrast.app.evaluate_options import add_evaluate_options, run_options
 from captum_contrast.app.images import image_transform, load_image
 from captum_contrast.app.loading import (
     SMALL_CNN,
@@ -35,7 +36,6 @@ from captum_contrast.app.loading import (
 from captum_contrast.app.regions import parse_region, probe_scores, region_scores
 from captum_contrast.app.registry import (
     METHODS,
-    METRICS,
     MULTI_LABEL_METRICS,
     SINGLE_LABEL_METRICS,
     explain,
@@ -171,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--method", action="append", choices=sorted(METHODS), help="repeatable")
-    evaluate.add_argument("--metric", action="append", choices=sorted(METRICS), help="repeatable")
     evaluate.add_argument(
         "--targets",
         choices=("label", "predicted", "detections"),
@@ -185,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--no-progress", action="store_true")
+    add_evaluate_options(evaluate)
     return parser
 
 
@@ -349,6 +349,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             method_kwargs={"opti-cam": {"n_iter": args.opti_iters}},
             progress=not args.no_progress,
             session=run,
+            **run_options(args),
         )
     for path in paths:
         print(path)

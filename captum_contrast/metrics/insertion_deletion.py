@@ -102,14 +102,15 @@ class _PixelCurve(CAMMetric):
             return filled
         return np.full_like(x_batch, float(self.substrate))
 
-    def evaluate_batch(  # type: ignore[override]
-        self,
-        model: ModelInterface,
-        x_batch: np.ndarray,
-        y_batch: np.ndarray,
-        a_batch: np.ndarray,
-        **kwargs: Any,
-    ) -> list[float]:
+    def curves(
+        self, model: ModelInterface, x_batch: np.ndarray, y_batch: np.ndarray, a_batch: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(fractions (n,), probabilities (B, n))``: the curve of every example.
+
+        ``fractions`` are the shares of pixels switched at each step; an example whose map
+        gives no order (constant, or not finite) has a NaN curve. The metric's score is
+        ``100 * trapezoid(probabilities, fractions)``.
+        """
         height, width = x_batch.shape[-2:]
         num_pixels = height * width
         valid = finite_maps(a_batch)
@@ -130,8 +131,19 @@ class _PixelCurve(CAMMetric):
             if count == 0:
                 check_classes(y_batch, probs.shape[1])
             curve.append(probs[rows, y_batch])
-        areas = 100 * trapezoid(np.stack(curve, axis=1), counts / num_pixels)
-        return np.where(valid, areas, np.nan).tolist()
+        curves = np.stack(curve, axis=1)
+        return counts / num_pixels, np.where(valid[:, None], curves, np.nan)
+
+    def evaluate_batch(  # type: ignore[override]
+        self,
+        model: ModelInterface,
+        x_batch: np.ndarray,
+        y_batch: np.ndarray,
+        a_batch: np.ndarray,
+        **kwargs: Any,
+    ) -> list[float]:
+        fractions, curves = self.curves(model, x_batch, y_batch, a_batch)
+        return (100 * trapezoid(curves, fractions)).tolist()
 
 
 class Deletion(_PixelCurve):

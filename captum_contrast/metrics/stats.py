@@ -177,3 +177,159 @@ def multilabel_macro_scores(
 def _nanmean(values: np.ndarray) -> float:
     finite = values[~np.isnan(values)]
     return float(finite.mean()) if finite.size else float("nan")
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    statistic: Any = None,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[Any, Any]:
+    """Percentile bootstrap interval of ``statistic`` (default: the mean) over ``values``.
+
+    ``resamples`` draws of ``len(values)`` examples with replacement from
+    ``numpy.random.default_rng(seed)``, so the interval is the same on every run; the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled
+    statistics (NumPy's default linear interpolation) are the bounds. With the mean, NaN
+    values are left out first (as the tables' means leave them out). ``statistic``, when
+    given, maps an integer index array (one resample of ``range(len(values))``) to a
+    number or to a 1-D array of numbers (then both bounds are arrays), for aggregates that
+    are not a plain mean (the multi-label macro average); resamples where it gives NaN are
+    left out. NaN bounds when nothing is left.
+
+    Example:
+        >>> from captum_contrast.metrics.stats import bootstrap_interval
+        >>> low, high = bootstrap_interval([1.0, 2.0, 3.0, 4.0, 10.0])
+        >>> round(low, 2), round(high, 2)
+        (1.8, 7.0)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"`confidence` must lie in (0, 1), got {confidence!r}")
+    if resamples < 1:
+        raise ValueError(f"`resamples` must be >= 1, got {resamples!r}")
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if statistic is None:
+        array = array[~np.isnan(array)]
+    if array.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    drawn: list[Any] = []
+    # Chunks keep the index matrix small on 50 000 examples.
+    chunk = max(1, min(resamples, 2_000_000 // array.size))
+    for start in range(0, resamples, chunk):
+        indices = rng.integers(0, array.size, size=(min(chunk, resamples - start), array.size))
+        if statistic is None:
+            drawn.extend(array[indices].mean(axis=1))
+        else:
+            drawn.extend(np.asarray(statistic(row), dtype=np.float64) for row in indices)
+    tail = (1 - confidence) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column whose resamples are all NaN
+        low, high = np.nanquantile(np.asarray(drawn), [tail, 1 - tail], axis=0)
+    if np.ndim(low) == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def bootstrap_mean_curve(
+    curves: np.ndarray, *, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mean of per-example curves ``(N, steps)`` with its pointwise bootstrap interval.
+
+    Rows holding a NaN (an example whose map gave no order) are left out; the examples are
+    resampled together (one draw of rows for the whole curve), seeded like
+    :func:`bootstrap_interval`. Returns ``(mean, low, high)``, each ``(steps,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.metrics.stats import bootstrap_mean_curve
+        >>> mean, low, high = bootstrap_mean_curve(np.array([[1.0, 0.5], [1.0, 0.1], [1.0, 0.3]]))
+        >>> mean.round(2).tolist(), low.round(2).tolist()[0], bool(low[1] <= 0.3 <= high[1])
+        ([1.0, 0.3], 1.0, True)
+    """
+    array = np.asarray(curves, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"`curves` must be (examples, steps), got shape {array.shape}")
+    array = array[~np.isnan(array).any(axis=1)]
+    if len(array) == 0:
+        empty = np.full(array.shape[1], np.nan)
+        return empty, empty.copy(), empty.copy()
+    rng = np.random.default_rng(seed)
+    drawn = []
+    chunk = max(1, min(resamples, 2_000_000 // len(array)))
+    for start in range(0, resamples, chunk):
+        rows = rng.integers(0, len(array), size=(min(chunk, resamples - start), len(array)))
+        counts = np.stack([np.bincount(row, minlength=len(array)) for row in rows])
+        drawn.append(counts @ array / len(array))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.concatenate(drawn), [tail, 1 - tail], axis=0)
+    return array.mean(axis=0), low, high
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), in the input's order.
+
+    The ``i``-th smallest of the ``m`` p-values becomes ``max_{j <= i} min(1, (m - j + 1)
+    p_(j))``; NaN p-values stay NaN and do not count in ``m``.
+
+    Example:
+        >>> from captum_contrast.metrics.stats import holm
+        >>> holm([0.01, 0.04, 0.03, float("nan")]).round(2).tolist()
+        [0.03, 0.06, 0.06, nan]
+    """
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = order.size
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def paired_wilcoxon(
+    scores: Sequence[float] | np.ndarray, baseline: Sequence[float] | np.ndarray
+) -> dict[str, float]:
+    """Two-sided Wilcoxon signed-rank test of paired scores, with its effect size.
+
+    Pairs are by position; pairs holding a NaN are left out. ``scipy.stats.wilcoxon`` on
+    ``scores - baseline`` with its defaults (``zero_method="wilcox"``: zero differences
+    dropped). Returns ``pairs`` (complete pairs), ``difference`` (mean of
+    ``scores - baseline``), ``effect`` (the matched-pairs rank-biserial correlation
+    ``(R+ - R-) / (R+ + R-)`` over the non-zero differences, in [-1, 1]: positive when
+    ``scores`` tend to be higher) and ``pvalue``. With no non-zero difference there is
+    nothing to test: ``effect`` 0 and ``pvalue`` NaN.
+
+    Example:
+        >>> from captum_contrast.metrics.stats import paired_wilcoxon
+        >>> out = paired_wilcoxon([3.0, 5.0, 4.0, 6.0, 7.0], [1.0, 2.0, 5.0, 2.0, 1.0])
+        >>> out["pairs"], out["difference"], round(out["effect"], 3), round(out["pvalue"], 4)
+        (5, 2.8, 0.867, 0.125)
+    """
+    first = np.asarray(scores, dtype=np.float64).ravel()
+    second = np.asarray(baseline, dtype=np.float64).ravel()
+    if first.shape != second.shape:
+        raise ValueError(
+            f"`scores` and `baseline` must score the same examples, got {first.size} and "
+            f"{second.size} scores"
+        )
+    complete = ~(np.isnan(first) | np.isnan(second))
+    differences = first[complete] - second[complete]
+    result = {
+        "pairs": int(complete.sum()),
+        "difference": float(differences.mean()) if differences.size else float("nan"),
+        "effect": 0.0,
+        "pvalue": float("nan"),
+    }
+    nonzero = differences[differences != 0]
+    if nonzero.size == 0:
+        return result
+    ranks = stats.rankdata(np.abs(nonzero))
+    positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+    result["effect"] = float((positive - negative) / (positive + negative))
+    result["pvalue"] = float(stats.wilcoxon(differences).pvalue)
+    return result

@@ -184,7 +184,7 @@ def test_evaluate_on_an_image_folder(files, tmp_path, capsys) -> None:
         ]
     )
     assert code == 0
-    lines = (out / "metrics.md").read_text().splitlines()
+    lines = (out / "metrics.md").read_text().split("\n\n")[0].splitlines()  # the table
     assert lines[0] == "| method | examples | AD ↓ | AI ↑ |"
     assert [line.split(" | ")[:2] for line in lines[2:]] == [
         ["| Grad-CAM (Captum)", "3"],
@@ -246,7 +246,7 @@ def test_quick_demo_writes_figure_and_table_and_caches_the_model(
     assert f"figure:  {(out / 'demo.png').resolve()}" in first
     with Image.open(out / "demo.png") as png:
         assert png.size[0] > 1000 and png.size[1] > 500
-    table = (out / "metrics.md").read_text().splitlines()
+    table = (out / "metrics.md").read_text().split("\n\n")[0].splitlines()  # the table
     assert table[0].startswith("| method | examples | IC ↑ | AD ↓ | ADO ↑ | AR ↑ | ARO ↓ |")
     assert [row.split(" | ")[0] for row in table[2:]] == [
         "| Grad-CAM (Captum)",
@@ -299,7 +299,7 @@ def test_evaluate_canvases_defaults_to_the_demo_model(monkeypatch, tmp_path) -> 
         )
         == 0
     )
-    lines = (out / "metrics.md").read_text().splitlines()
+    lines = (out / "metrics.md").read_text().split("\n\n")[0].splitlines()  # the table
     assert lines[0] == (
         "| method | examples | IC ↑ | AD ↓ | ADO ↑ | AR ↑ | ARO ↓ | "
         "Mass on object % ↑ | F1- ↓ | F1+ ↑ |"

@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from captum_contrast.app.evaluation import batch_targets, evaluate
+from captum_contrast.app.registry import METRICS, explain
 from captum_contrast.data.canvases import MultiDigitCanvases
 from captum_contrast.data.models import small_cnn
 
@@ -60,34 +62,90 @@ def test_shards_of_two_ranks_together_are_the_single_process_records(tiny, canva
     assert len(whole) == 2 * len(canvases)
 
 
+GRADIENT = ["grad-cam", "contrast-grad-cam", "minmax-cam", "difference-salience"]
+MASKING = ["average-drop", "average-gain", "average-increase"]
+
+
+def _counting(model):
+    calls = []
+    handle = model.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    return calls, handle
+
+
+def test_forward_floor_one_hooked_forward_plus_one_masked_forward_per_method(tiny) -> None:
+    # 32 images in batches of 16, AD + AG + AI, four gradient methods: (1 + 4) * 32 = 160
+    # image-forwards (the old loop ran 13 per image: 416).
+    data = MultiDigitCanvases(n=32, split="test", size=32, seed=5)
+    calls, handle = _counting(tiny)
+    try:
+        records = evaluate(
+            tiny,
+            tiny.features,
+            data,
+            GRADIENT,
+            MASKING,
+            targets="predicted",
+            batch_size=16,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert sum(calls) == (1 + len(GRADIENT)) * 32 == 160
+    assert len(records) == 4 * 32
+
+
 @pytest.mark.parametrize(
     "targets,metrics",
     [
-        ("predicted", ["average-drop", "average-gain", "average-increase"]),
+        ("predicted", MASKING),
         ("detections", ["ml-increase", "ml-drop", "ml-drop-others", "ml-retention"]),
     ],
 )
-def test_shared_forward_scores_are_each_metrics_own(tiny, canvases, targets, metrics) -> None:
+def test_scores_are_each_metric_class_on_each_methods_own_maps(
+    tiny, canvases, targets, metrics
+) -> None:
+    # The tables of the old loop: every method's own attribute, every metric's own class.
     options = {"targets": targets, "batch_size": 6, "progress": False}
-    together = evaluate(tiny, tiny.features, canvases, ["grad-cam"], metrics, **options)
-    calls = []
-    handle = tiny.register_forward_hook(lambda *args: calls.append(1))
+    records = evaluate(tiny, tiny.features, canvases, GRADIENT, metrics, **options)
+    assert len(records) > len(GRADIENT) * len(canvases) * (targets == "detections")
+    for start in (0, 6):
+        images = torch.stack([canvases[i][0] for i in range(start, start + 6)])
+        rows, classes = batch_targets(tiny, images, torch.zeros(6), targets)
+        x, y = images[rows], classes
+        for name in GRADIENT:
+            maps = explain(name, tiny, tiny.features, x, y).numpy()
+            mine = [r for r in records if r.method == name and start <= r.index < start + 6]
+            assert [(r.index - start, r.label) for r in mine] == list(
+                zip(rows.tolist(), y.tolist(), strict=True)
+            )
+            for metric in metrics:
+                expected = METRICS[metric](disable_warnings=True)(
+                    tiny, x.numpy(), y.numpy(), a_batch=maps
+                )
+                got = [r.scores[metric] for r in mine]
+                np.testing.assert_allclose(
+                    got, expected, rtol=1e-5, atol=1e-6, err_msg=f"{name} {metric}"
+                )
+
+
+def test_detections_of_one_image_share_its_forward(tiny, canvases) -> None:
+    calls, handle = _counting(tiny)
     try:
-        alone = {
-            m: evaluate(tiny, tiny.features, canvases, ["grad-cam"], [m], **options)
-            for m in metrics
-        }
-        per_metric = len(calls)
-        calls.clear()
-        evaluate(tiny, tiny.features, canvases, ["grad-cam"], metrics, **options)
+        records = evaluate(
+            tiny,
+            tiny.features,
+            canvases,
+            ["grad-cam", "contrast-grad-cam"],
+            ["ml-drop"],
+            targets="detections",
+            batch_size=12,
+            progress=False,
+        )
     finally:
         handle.remove()
-    for metric in metrics:
-        assert [r.scores[metric] for r in together] == [r.scores[metric] for r in alone[metric]]
-    assert len(together) > 0
-    # Per batch: explain + targets forwards, then 2 (single-label) or 3 (multi-label) shared
-    # forwards where the classes take 2 per metric.
-    assert calls and len(calls) < per_metric
+    detections = len(records) // 2
+    assert detections > len(canvases)  # several per image, yet one forward of each image
+    assert sum(calls) == len(canvases) + 2 * detections  # + one masked forward per detection
 
 
 def test_unknown_metric_is_rejected(tiny, canvases) -> None:
@@ -160,7 +218,7 @@ def test_two_gloo_processes_write_the_single_process_table(tmp_path, tiny) -> No
     assert double.returncode == 0, double.stderr
     for name in ("metrics.md", "metrics.csv", "metrics_per_example.csv"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
-    table = (tmp_path / "two" / "metrics.md").read_text().splitlines()
+    table = (tmp_path / "two" / "metrics.md").read_text().split("\n\n")[0].splitlines()
     assert table[0] == "| method | examples | AD ↓ | ARO ↓ | AG ↑ | F1- ↓ |"
     assert len(table) == 5 and all(row.split("|")[2].strip() == "16" for row in table[2:])
     with (tmp_path / "two" / "metrics_per_example.csv").open() as handle:

@@ -58,7 +58,7 @@ def test_vision_transformer_tokens_are_laid_on_their_grid() -> None:
     from torchvision.models import vit_b_16
 
     from captum_contrast import ContrastGradCAM, vit_reshape_transform
-    from captum_contrast.app.evaluation import explain
+    from captum_contrast.app.registry import explain
 
     torch.manual_seed(0)
     model = vit_b_16(weights=None, image_size=32, num_classes=4).eval()
