@@ -88,7 +88,9 @@ def test_confusion_matrix_refuses_float_labels() -> None:
     # Issue 22: labels 1.7, 9.5, -0.5 were truncated and counted.
     scores = _one_hot_scores([1, 2, 0], 10)
     with pytest.raises(ValueError, match="`labels` must hold integer class indices"):
-        confusion_matrix(Scores().eval(), [(scores, torch.tensor([1.7, 9.5, -0.5]))], num_classes=10)
+        confusion_matrix(
+            Scores().eval(), [(scores, torch.tensor([1.7, 9.5, -0.5]))], num_classes=10
+        )
 
 
 def test_confusion_matrix_refuses_fewer_classes_than_outputs() -> None:

@@ -102,6 +102,7 @@ def test_the_layer_type_decides_before_the_shape(layer, expected) -> None:
 def test_a_linear_layer_on_an_image_reads_tokens() -> None:
     transform = infer_layout((2, 1 + 196, 8), (224, 224), nn.Linear(8, 8))
     assert transform.keywords == {"prefix_tokens": 1, "height": 14, "width": 14}
+
     # A LayerNorm2d (a LayerNorm subclass normalising channels-first maps) says nothing.
     class LayerNorm2d(nn.LayerNorm):
         def forward(self, x: Tensor) -> Tensor:

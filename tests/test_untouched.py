@@ -231,7 +231,9 @@ def test_a_layer_returning_a_tuple_keeps_its_structure() -> None:
     ours = MinMaxCAM(model, model.block).attribute(images, target, labels=labels)
     torch.testing.assert_close(model.seen[0], plain)  # the logits during the call
     unwrapped = Unwrapped(model)
-    expected = LayerGradCam(unwrapped, unwrapped.at).attribute(images, target, relu_attributions=True)
+    expected = LayerGradCam(unwrapped, unwrapped.at).attribute(
+        images, target, relu_attributions=True
+    )
     assert expected.abs().sum() > 0
     torch.testing.assert_close(ours, expected)
 
