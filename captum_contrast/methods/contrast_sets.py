@@ -49,6 +49,7 @@ def confusion_matrix(
         raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes!r}")
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)
+    seen = False
     with explained_in_eval_mode(owning_module(model), "confusion_matrix"), torch.no_grad():
         for number, batch in enumerate(data_loader):
             inputs, labels = _checked_batch(batch, number, num_classes)
@@ -56,6 +57,9 @@ def confusion_matrix(
                 inputs = inputs.to(device)
             predicted = _predictions(model(inputs), len(labels), num_classes, number)
             counts += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
+            seen = True
+    if not seen:  # no forward: nothing says the model's outputs fit num_classes
+        raise ValueError("`data_loader` yielded no batches")
     return counts.reshape(num_classes, num_classes)
 
 

@@ -229,7 +229,13 @@ class CAMMetric(Metric[list[float]]):
                 f"got shape {x_batch.shape} and dtype {x_batch.dtype}"
             )
         if not isinstance(channel_first, bool):
-            channel_first = utils.infer_channel_first(x_batch)
+            try:
+                channel_first = utils.infer_channel_first(x_batch)
+            except ValueError:  # Quantus's own message points into its code: say it here
+                raise ValueError(
+                    f"`x_batch` of shape {x_batch.shape} could be channel-first or "
+                    "channel-last; pass `channel_first=True` or `channel_first=False`"
+                ) from None
         x_batch = utils.make_channel_first(x_batch, channel_first)
         y_batch = check_labels(y_batch, len(x_batch))
         # The inputs are channel-first from here on, which is what a torch model takes, and
@@ -315,7 +321,8 @@ class CAMMetric(Metric[list[float]]):
             or maps.shape[3] > width
         ):
             raise ValueError(
-                f"maps must be one per example, (B, 1, h, w) or (B, h, w) with B = {len(x_batch)}, "
+                "`a_batch` (or what `explain_func` returned) must hold one map per example, "
+                f"(B, 1, h, w) or (B, h, w) with B = {len(x_batch)}, "
                 f"h <= {height}, w <= {width}; got shape {maps.shape}. Reduce per-channel "
                 "attributions first, e.g. a.sum(axis=1, keepdims=True). `x_batch` was read as "
                 f"channel-first {x_batch.shape}: pass `channel_first` if that is wrong"

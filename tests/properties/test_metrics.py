@@ -40,8 +40,8 @@ def maps(draw: st.DrawFn, batch: int, size: tuple[int, int]) -> tuple[np.ndarray
         return values[:, 0], True
     if form == "wrong batch":
         return rng.random((batch + 1, 1, height, width)), False
-    if form == "2 maps":
-        return rng.random((batch, 2, height, width)), False
+    if form == "2 maps":  # at least 2 wide: (B, 2, h, 1) reads as channel-last (B, h', w', 1)
+        return rng.random((batch, 2, height, max(width, 2))), False
     return values, True
 
 
