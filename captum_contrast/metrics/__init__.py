@@ -15,6 +15,7 @@ import warnings
 import quantus
 
 from captum_contrast.metrics._base import CAMMetric
+from captum_contrast.metrics.baselines import random_cam, randomisation_scores
 from captum_contrast.metrics.class_sensitivity import ClassSensitivity, top_k_agreement
 from captum_contrast.metrics.confidence_drop import ConfidenceDrop
 from captum_contrast.metrics.explain import explainer, fake_cam
@@ -140,6 +141,8 @@ __all__ = [
     "masking_scores",
     "multilabel_macro_scores",
     "paired_ttest",
+    "random_cam",
+    "randomisation_scores",
     "register_with_quantus",
     "top_k_agreement",
     "trapezoid",
