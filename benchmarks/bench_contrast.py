@@ -1,4 +1,4 @@
-"""ContrastGradCAM against Captum, pytorch-grad-cam and torchcam Grad-CAM on resnet50."""
+"""ContrastGradCAM and FinerCAM against Captum, pytorch-grad-cam and torchcam on resnet50."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from _timing import Section, environment, time_interleaved
 from captum.attr import LayerGradCam
 from torchvision.models import resnet18, resnet50
 
-from captum_contrast import ContrastGradCAM
+from captum_contrast.app.registry import METHODS
 
 
 def _naive_case(model: torch.nn.Module, images: torch.Tensor, k: int) -> torch.Tensor:
@@ -33,7 +33,8 @@ def run(repeats: int, quick: bool) -> list[Section]:
         targets = model(images).argmax(dim=1)
 
     captum_cam = LayerGradCam(model, model.layer4)
-    contrast_cam = ContrastGradCAM(model, model.layer4)
+    contrast_cam = METHODS["contrast-grad-cam"].cls(model, model.layer4)
+    finer_cam = METHODS["finer-cam"].cls(model, model.layer4)
     pgc_targets = [ClassifierOutputTarget(int(t)) for t in targets]
 
     def pgc_gradcam() -> None:
@@ -47,6 +48,21 @@ def run(repeats: int, quick: bool) -> list[Section]:
         finally:
             extractor.remove_hooks()
 
+    def torchcam_finercam() -> None:
+        from torchcam.methods import FinerCAM as TorchcamFinerCAM
+
+        extractor = TorchcamFinerCAM(model, target_layer=model.layer4)
+        try:
+            extractor(targets.tolist(), model(images))
+        finally:
+            extractor.remove_hooks()
+
+    def pgc_finercam() -> None:
+        from pytorch_grad_cam import FinerCAM as PGCFinerCAM
+
+        with PGCFinerCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
+            cam(input_tensor=images)  # its own references: classes 1-3 by logit distance
+
     def forward_only() -> None:
         with torch.no_grad():
             model(images)
@@ -57,17 +73,21 @@ def run(repeats: int, quick: bool) -> list[Section]:
         "ContrastGradCAM k=1": lambda: contrast_cam.attribute(images, target=targets, k=1),
         "ContrastGradCAM k=3": lambda: contrast_cam.attribute(images, target=targets, k=3),
         "naive CASE k=3 (4 LayerGradCam calls)": lambda: _naive_case(model, images, 3),
+        "FinerCAM k=3": lambda: finer_cam.attribute(images, target=targets, k=3),
+        "torchcam FinerCAM": torchcam_finercam,
+        "pytorch-grad-cam FinerCAM": pgc_finercam,
         "pytorch-grad-cam GradCAM": pgc_gradcam,
         "torchcam GradCAM": torchcam_gradcam,
     }
     medians = time_interleaved(candidates, repeats)
     notes = {
         "ContrastGradCAM k=3": "target: <= 1.25x LayerGradCam",
+        "FinerCAM k=3": "target: <= 1.05x LayerGradCam",
         "pytorch-grad-cam GradCAM": "upsamples to input and min-max scales, on numpy",
     }
     arch = "resnet18" if quick else "resnet50"
     section = Section(
-        title="ContrastGradCAM (CASE)",
+        title="ContrastGradCAM (CASE) and FinerCAM",
         baseline="Captum LayerGradCam",
         setup=f"torchvision {arch}(weights=None), layer4, batch {batch}, {size}x{size}, CPU; "
         f"{environment()}.",

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,12 +31,19 @@ import torchvision
 from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast.app.registry import METHODS as REGISTRY
+from captum_contrast.methods import LayerContrastAttribution
 from captum_contrast.scores import ClassScores
 from captum_contrast.transforms import default_layer, grid_fits, infer_layout
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("ContrastGradCAM", "MinMaxCAM", "OptiCAM", "DifferenceSalience")
+# The package's methods, from the registry (one column per entry; Captum's is its own column).
+PACKAGE_METHODS = {
+    name: method
+    for name, method in REGISTRY.items()
+    if method.cls is not None and issubclass(method.cls, LayerContrastAttribution)
+}
+METHODS = tuple(method.title for method in PACKAGE_METHODS.values())
 COLUMNS = (*METHODS, "Captum LayerGradCam", "pytorch-grad-cam GradCAM")
 FAMILIES = {  # one model per family runs in the test suite
     "ResNet": "resnet18",
@@ -158,17 +166,19 @@ def run_methods(network: nn.Module, layer: nn.Module, images: Tensor, opti_iters
         logits = ClassScores()(network(images))
     target = logits.argmax(dim=1)
     labels = F.one_hot(target, logits.shape[1]).bool()
-    calls = {
-        "ContrastGradCAM": lambda: ContrastGradCAM(network, layer).attribute(images, target),
-        "MinMaxCAM": lambda: MinMaxCAM(network, layer).attribute(images, target, labels=labels),
-        "OptiCAM": lambda: OptiCAM(network, layer).attribute(images, target, n_iter=opti_iters),
-        "DifferenceSalience": lambda: DifferenceSalience(network, layer).attribute(
-            images, target, contrast="runner-up"
-        ),
-        "Captum LayerGradCam": lambda: LayerGradCam(_logits_of(network), layer).attribute(
-            images, target, relu_attributions=True
-        ),
+    # MinMax with the target as its only label: it must equal Grad-CAM (minmax_vs_grad_cam).
+    extra = {"minmax-cam": {"labels": labels}, "d-minmax-cam": {"labels": labels}}
+    calls: dict[str, Callable[[], Tensor]] = {
+        method.title: partial(
+            lambda m, kwargs: m.cls(network, layer).attribute(images, target, **kwargs),
+            method,
+            {**method.kwargs, **method.run_kwargs(opti_iters), **extra.get(name, {})},
+        )
+        for name, method in PACKAGE_METHODS.items()
     }
+    calls["Captum LayerGradCam"] = lambda: LayerGradCam(_logits_of(network), layer).attribute(
+        images, target, relu_attributions=True
+    )
     results: dict[str, Tensor | Exception] = {}
     for column, call in calls.items():
         try:

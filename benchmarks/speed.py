@@ -20,7 +20,13 @@ sys.path.insert(0, str(HERE))
 from _timing import environment  # noqa: E402
 
 # One module per area; each exposes run(repeats: int, quick: bool) -> list[Section].
-SECTION_MODULES = ["bench_contrast", "bench_minmax", "bench_opticam", "bench_metrics", "bench_scores"]
+SECTION_MODULES = [
+    "bench_contrast",
+    "bench_minmax",
+    "bench_opticam",
+    "bench_metrics",
+    "bench_scores",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from captum.attr import LayerGradCam
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast import ContrastGradCAM, DifferenceSalience, FinerCAM, MinMaxCAM, OptiCAM
 from captum_contrast.app.cli import main
 from captum_contrast.metrics import (
     AverageDrop,
@@ -99,6 +99,21 @@ BAD_INPUTS: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
         lambda: DifferenceSalience(NET, NET.conv2).attribute(X, 7, contrast=1),
         ValueError,
         "target",
+    ),
+    "nan input finer": (
+        lambda: FinerCAM(NET, NET.conv2).attribute(_with(X, np.nan), 1),
+        ValueError,
+        "NaN",
+    ),
+    "finer target out of range": (
+        lambda: FinerCAM(NET, NET.conv2).attribute(X, 7),
+        ValueError,
+        "target",
+    ),
+    "finer negative gamma": (
+        lambda: FinerCAM(NET, NET.conv2).attribute(X, 1, gamma=-1.0),
+        ValueError,
+        "`gamma`",
     ),
     "inference_mode": (
         _inference_mode_call,
@@ -317,6 +332,8 @@ CALLS = {
     # (the optimisation's path itself depends on the precision).
     "opti-cam-start": lambda m, x: OptiCAM(m, m.conv2).attribute(x, 1, n_iter=0),
     "difference-salience": lambda m, x: DifferenceSalience(m, m.conv2).attribute(x, 1, contrast=2),
+    # Fixed references: the closest scores may differ between precisions.
+    "finer-cam": lambda m, x: FinerCAM(m, m.conv2).attribute(x, 1, contrast=[2, 3]),
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast import ContrastGradCAM, DifferenceSalience, FinerCAM, MinMaxCAM, OptiCAM
 from captum_contrast.metrics import AverageDrop, Insertion, MultiLabelAverageDrop
 from tests.helpers import BatchNormDropoutNet, assert_untouched, model_snapshot
 
@@ -36,6 +36,8 @@ METHODS: dict[str, Explain] = {
     "difference-salience": lambda m, x, t: DifferenceSalience(m, m.conv2).attribute(
         x, t, contrast=2
     ),
+    "finer-cam": lambda m, x, t: FinerCAM(m, m.conv2).attribute(x, t, k=2),
+    "finer-cam-fixed": lambda m, x, t: FinerCAM(m, m.conv2).attribute(x, t, contrast=[3, 4]),
     "layer-input": lambda m, x, t: ContrastGradCAM(m, m.conv2).attribute(
         x, t, attribute_to_layer_input=True
     ),
@@ -106,7 +108,7 @@ def test_metrics_leave_the_model_untouched(metric: type, train: bool) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["contrast-grad-cam", "d-minmax-cam", "opti-cam"])
+@pytest.mark.parametrize("name", ["contrast-grad-cam", "d-minmax-cam", "finer-cam", "opti-cam"])
 def test_four_threads_on_one_model_give_the_sequential_maps(name: str) -> None:
     """4 threads x 25 calls on one shared model: each call's hook acts in its own thread."""
     model = _model(train=False)

@@ -39,6 +39,8 @@ from captum_contrast.app.registry import (
     MULTI_LABEL_METRICS,
     SINGLE_LABEL_METRICS,
     explain,
+    iteration_overrides,
+    method_names,
 )
 from captum_contrast.scores import read_scores
 from captum_contrast.transforms import default_layer
@@ -292,9 +294,9 @@ def run_explain(args: argparse.Namespace) -> int:
         )
     stems: set[str] = set()
     for name in methods:
-        kwargs: dict[str, Any] = {"scores": scores} if scores is not None else {}
-        if name == "opti-cam":
-            kwargs.update(n_iter=args.opti_iters, show_progress=True)
+        kwargs = METHODS[name].run_kwargs(args.opti_iters, progress=True)
+        if scores is not None:
+            kwargs["scores"] = scores
         maps = explain(name, model, layer, images, targets, **kwargs)
         for row, (path, picture) in enumerate(pictures):
             stem = _unique(path.stem, name, stems)
@@ -302,7 +304,7 @@ def run_explain(args: argparse.Namespace) -> int:
             label = loaded.categories[target] if loaded.categories else f"class {target}"
             title = f"{METHODS[name].title}\n{label} (p={probabilities[row, target]:.2f})"
             sign = "positive"
-            if name == "difference-salience":  # signed: red for the target, blue for the contrast
+            if METHODS[name].signed:  # red for the target, blue for the contrast
                 title += f" vs {int(contrasts[row])}"
                 sign = "all"
             written = save_overlay(picture, maps[row], out / f"{stem}_{name}.png", title, sign=sign)
@@ -331,7 +333,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = args.metric or list(
         MULTI_LABEL_METRICS + ("mass-on-object",) if canvases else SINGLE_LABEL_METRICS
     )
-    methods = args.method or (CANVAS_METHODS if canvases else IMAGE_FOLDER_METHODS)
+    methods = args.method or list(method_names("canvases" if canvases else "image-folder"))
     with session() as run:
         if canvases and not args.arch:
             model, layer, transform = _demo_model_on_rank(run)
@@ -346,7 +348,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             args.out or "./captum_contrast_evaluation",
             targets=args.targets or ("detections" if canvases else "predicted"),
             batch_size=args.batch_size,
-            method_kwargs={"opti-cam": {"n_iter": args.opti_iters}},
+            method_kwargs=iteration_overrides(args.opti_iters),
             progress=not args.no_progress,
             session=run,
             **run_options(args),
@@ -356,17 +358,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if paths:
         print(paths[0].read_text(encoding="utf-8"))
     return 0
-
-
-CANVAS_METHODS = [
-    "grad-cam",
-    "contrast-grad-cam",
-    "minmax-cam",
-    "opti-cam",
-    "difference-salience",
-    "fake-cam",
-]
-IMAGE_FOLDER_METHODS = ["grad-cam", "contrast-grad-cam", "opti-cam", "fake-cam"]
 
 
 def _demo_model_on_rank(run: Session) -> tuple[nn.Module, nn.Module, Callable]:

@@ -23,13 +23,19 @@ from torch import Tensor, nn
 
 from captum_contrast._targets import runner_up
 from captum_contrast.app.evaluation import run_evaluation
-from captum_contrast.app.registry import METHODS, MULTI_LABEL_METRICS, explain
+from captum_contrast.app.registry import (
+    METHODS,
+    MULTI_LABEL_METRICS,
+    explain,
+    iteration_overrides,
+    method_names,
+)
 from captum_contrast.data.canvases import MultiDigitCanvases
 from captum_contrast.data.trained import DemoConfig, single_thread, trained_model
 from captum_contrast.viz import attribution_grid
 
-FIGURE_METHODS = ("grad-cam", "contrast-grad-cam", "minmax-cam", "opti-cam", "difference-salience")
-TABLE_METHODS = FIGURE_METHODS + ("fake-cam",)
+FIGURE_METHODS = method_names("figure")
+TABLE_METHODS = method_names("canvases")
 TABLE_METRICS = MULTI_LABEL_METRICS + ("mass-on-object",)
 
 
@@ -53,10 +59,14 @@ def figure_maps(
     DifferenceSalience contrasts each digit with its runner-up class, chosen inside the
     method from the forward pass it explains.
     """
-    extra = {"opti-cam": {"n_iter": opti_iters, "show_progress": progress}}
     return {
         METHODS[name].title: explain(
-            name, model, model.features, images, classes, **extra.get(name, {})
+            name,
+            model,
+            model.features,
+            images,
+            classes,
+            **METHODS[name].run_kwargs(opti_iters, progress),
         )
         for name in FIGURE_METHODS
     }
@@ -134,7 +144,7 @@ def _run_demo(
         masks=test.masks[index, classes],
         row_titles=titles,
         path=figure,
-        signs={METHODS["difference-salience"].title: "all"},
+        signs={METHODS[name].title: "all" for name in FIGURE_METHODS if METHODS[name].signed},
         suptitle="What each method highlights for one digit (white outline: that digit)\n"
         "ContrastGradCAM and DifferenceSalience contrast it with its runner-up class; "
         "DifferenceSalience is signed: red for the digit, blue for the runner-up",
@@ -149,7 +159,7 @@ def _run_demo(
         out,
         targets="detections",
         batch_size=32,
-        method_kwargs={"opti-cam": {"n_iter": opti_iters}},
+        method_kwargs=iteration_overrides(opti_iters),
         progress=progress,
     )
     print(f"figure:  {figure.resolve()}")

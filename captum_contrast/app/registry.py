@@ -1,6 +1,8 @@
 """The methods and metrics by name: what ``--method`` and ``--metric`` accept.
 
-Methods are listed here, each with its display title and default ``attribute`` arguments.
+Methods are listed here, once: :data:`METHODS` holds each one's display title, class, default
+``attribute`` arguments and the default lists it joins; the CLI, the demo, the tests and the
+benchmarks all read it, so adding a method is one entry.
 Metrics are not: every class in :data:`captum_contrast.metrics.METRICS` declares its
 ``cli_name``, ``short_name`` and Quantus ``score_direction``, and the table columns are
 derived from them, so a new metric is one file in ``metrics/`` and one line in ``METRICS``.
@@ -23,37 +25,96 @@ from captum_contrast import metrics
 from captum_contrast.methods import (
     ContrastGradCAM,
     DifferenceSalience,
+    FinerCAM,
     LayerContrastAttribution,
     MinMaxCAM,
     OptiCAM,
 )
-from captum_contrast.metrics import CAMMetric, explainer, fake_cam
+from captum_contrast.metrics import CAMMetric, explainer, fake_cam, random_cam
 from captum_contrast.scores import read_scores
 from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
 
 @dataclass(frozen=True)
 class Method:
-    """An attribution method: its display title, class (``None``: Fake-CAM) and defaults."""
+    """An attribution method: everything the CLI, the demo, the tests and the benchmarks need.
+
+    Args:
+        title: The display title (tables, figures).
+        cls: The attribution class, built as ``cls(model, layer)``; ``None`` for a
+            model-free baseline, whose map ``baseline`` gives.
+        kwargs: The default ``attribute`` arguments.
+        baseline: For ``cls=None``: a Quantus ``explain_func`` ``(model, inputs, targets)``
+            returning maps at input resolution (Fake-CAM, the random map).
+        uses: The default method lists it joins: ``"canvases"`` (``evaluate`` on the digit
+            canvases and the demo's table), ``"image-folder"`` (``evaluate`` on an
+            ImageFolder) and ``"figure"`` (the demo's figure).
+        signed: Its map is signed (overlays show both signs).
+        iterative: It optimises (``n_iter``, ``show_progress``): the CLI's
+            ``--opti-iters`` reaches it.
+    """
 
     title: str
     cls: type | None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    baseline: Callable[..., np.ndarray] | None = None
+    uses: frozenset[str] = frozenset()
+    signed: bool = False
+    iterative: bool = False
 
+    def run_kwargs(self, iterations: int | None = None, progress: bool = False) -> dict[str, Any]:
+        """The per-run ``attribute`` extras: ``n_iter`` and a progress bar, for iterative methods."""
+        if not self.iterative:
+            return {}
+        extras: dict[str, Any] = {} if iterations is None else {"n_iter": iterations}
+        return {**extras, "show_progress": True} if progress else extras
+
+
+_EVERYWHERE = frozenset({"canvases", "image-folder", "figure"})
+_TABLES = frozenset({"canvases", "image-folder"})
 
 METHODS: dict[str, Method] = {
-    "grad-cam": Method("Grad-CAM (Captum)", LayerGradCam, {"relu_attributions": True}),
-    "contrast-grad-cam": Method("ContrastGradCAM", ContrastGradCAM, {"k": 1}),
-    "minmax-cam": Method("MinMaxCAM", MinMaxCAM, {"variant": "minmax"}),
+    "grad-cam": Method(
+        "Grad-CAM (Captum)", LayerGradCam, {"relu_attributions": True}, uses=_EVERYWHERE
+    ),
+    "contrast-grad-cam": Method("ContrastGradCAM", ContrastGradCAM, {"k": 1}, uses=_EVERYWHERE),
+    # torchcam's and the paper's defaults: the 3 classes closest in score, gamma 0.6.
+    "finer-cam": Method("FinerCAM", FinerCAM, {"k": 3, "gamma": 0.6}, uses=_TABLES),
+    "minmax-cam": Method(
+        "MinMaxCAM", MinMaxCAM, {"variant": "minmax"}, uses=frozenset({"canvases", "figure"})
+    ),
     "d-minmax-cam": Method("D-MinMaxCAM", MinMaxCAM, {"variant": "d-minmax"}),
-    "opti-cam": Method("OptiCAM", OptiCAM, {"n_iter": 100}),
+    "opti-cam": Method("OptiCAM", OptiCAM, {"n_iter": 100}, uses=_EVERYWHERE, iterative=True),
     # On two outputs the runner-up is the other class, so this default fits any model.
     "difference-salience": Method(
-        "DifferenceSalience", DifferenceSalience, {"contrast": "runner-up"}
+        "DifferenceSalience",
+        DifferenceSalience,
+        {"contrast": "runner-up"},
+        uses=frozenset({"canvases", "figure"}),
+        signed=True,
     ),
-    "fake-cam": Method("Fake-CAM", None),
+    "fake-cam": Method("Fake-CAM", None, baseline=fake_cam, uses=_TABLES),
+    "random-cam": Method("Random map (seed 0)", None, baseline=random_cam, uses=_TABLES),
 }
-"""CLI name -> method. Every map is ``(B, 1, h, w)``, explained for one class per example."""
+"""CLI name -> method: the one list of methods. Every map is ``(B, 1, h, w)``, explained
+for one class per example; adding a method is one entry here."""
+
+
+def method_names(use: str | None = None) -> tuple[str, ...]:
+    """The methods, in registry order; with ``use``, those in that default list.
+
+    Example:
+        >>> from captum_contrast.app.registry import method_names
+        >>> method_names("figure")
+        ('grad-cam', 'contrast-grad-cam', 'minmax-cam', 'opti-cam', 'difference-salience')
+    """
+    return tuple(name for name, method in METHODS.items() if use is None or use in method.uses)
+
+
+def iteration_overrides(iterations: int) -> dict[str, dict[str, Any]]:
+    """``{name: {"n_iter": iterations}}`` for every iterative method (``method_kwargs``)."""
+    return {name: m.run_kwargs(iterations) for name, m in METHODS.items() if m.iterative}
+
 
 METRICS: dict[str, type[CAMMetric]] = {cls.cli_name: cls for cls in metrics.METRICS}
 """CLI name -> metric class, from the metrics' own ``cli_name``."""
@@ -90,13 +151,15 @@ def explain(
 ) -> Tensor:
     """The map of method ``name`` for ``targets`` ``(B,)``, detached on the CPU.
 
-    ``overrides`` replace the method's default ``attribute`` arguments. Fake-CAM returns its
-    map at input resolution, the others at layer resolution.
+    ``overrides`` replace the method's default ``attribute`` arguments. The baselines
+    (Fake-CAM, the random map) return their maps at input resolution, the others at layer
+    resolution.
     """
     check_names([name])
     method = METHODS[name]
     if method.cls is None:
-        return torch.as_tensor(fake_cam(model, images))
+        assert method.baseline is not None
+        return torch.as_tensor(method.baseline(model, images, targets))
     arguments = {**method.kwargs, **overrides}
     forward_func: Any = model
     if arguments.get("scores") is not None and method.cls is LayerGradCam:
@@ -110,8 +173,8 @@ def explain(
         # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout.
         raise ValueError(
             f"{method.title} returned {tuple(maps.shape)}, not maps on the layer's grid (a "
-            "channels-last or token layer); use contrast-grad-cam, minmax-cam, opti-cam or "
-            "difference-salience, which recognise the layout"
+            f"channels-last or token layer); use one of {_layout_aware()}, which recognise "
+            "the layout"
         )
     return maps.detach().float().cpu()
 
@@ -124,7 +187,8 @@ def explain_func(
     check_names([name])
     method = METHODS[name]
     if method.cls is None:
-        return fake_cam
+        assert method.baseline is not None
+        return method.baseline
     return explainer(
         method.cls,
         layer=layer,
@@ -140,7 +204,16 @@ def _init_kwargs(name: str, method: Method, model: nn.Module) -> dict[str, Any]:
     if not issubclass(method.cls, LayerContrastAttribution):
         raise ValueError(
             f"method {name!r} cannot read vision-transformer tokens (Captum's LayerGradCam "
-            "has no reshape_transform); use contrast-grad-cam, minmax-cam, opti-cam or "
-            "difference-salience, which lay the tokens on their patch grid"
+            f"has no reshape_transform); use one of {_layout_aware()}, which lay the tokens "
+            "on their patch grid"
         )
     return {"reshape_transform": vit_reshape_transform}
+
+
+def _layout_aware() -> str:
+    """The methods of this package, which lay any layer out (channels-last, tokens)."""
+    return ", ".join(
+        name
+        for name, m in METHODS.items()
+        if m.cls is not None and issubclass(m.cls, LayerContrastAttribution)
+    )

@@ -18,6 +18,7 @@ from captum_contrast.methods.difference_salience import (
     DifferenceSalience,
     difference_score_weights,
 )
+from captum_contrast.methods.finer_cam import FinerCAM, closest_classes, finer_score_weights
 from captum_contrast.methods.minmax_cam import MinMaxCAM, minmax_score_weights, minmax_weights
 from captum_contrast.methods.opti_cam import OptiCAM, objective_loss
 
@@ -25,13 +26,16 @@ __all__ = [
     "ContrastGradCAM",
     "ContrastSet",
     "DifferenceSalience",
+    "FinerCAM",
     "GradientPlan",
     "LayerContrastAttribution",
     "MinMaxCAM",
     "OptiCAM",
     "active_channels",
+    "closest_classes",
     "confusion_matrix",
     "difference_score_weights",
+    "finer_score_weights",
     "gradient_cosine",
     "minmax_score_weights",
     "minmax_weights",

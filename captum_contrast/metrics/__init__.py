@@ -16,6 +16,7 @@ import quantus
 
 from captum_contrast.metrics._base import CAMMetric
 from captum_contrast.metrics._masking import MaskingMetric, run_masking
+from captum_contrast.metrics.baselines import random_cam, randomisation_scores
 from captum_contrast.metrics.class_sensitivity import ClassSensitivity, top_k_agreement
 from captum_contrast.metrics.confidence_drop import ConfidenceDrop
 from captum_contrast.metrics.explain import explainer, fake_cam
@@ -143,6 +144,8 @@ __all__ = [
     "masking_scores",
     "multilabel_macro_scores",
     "paired_ttest",
+    "random_cam",
+    "randomisation_scores",
     "register_with_quantus",
     "run_masking",
     "score_masking",

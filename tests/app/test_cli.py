@@ -251,10 +251,12 @@ def test_quick_demo_writes_figure_and_table_and_caches_the_model(
     assert [row.split(" | ")[0] for row in table[2:]] == [
         "| Grad-CAM (Captum)",
         "| ContrastGradCAM",
+        "| FinerCAM",
         "| MinMaxCAM",
         "| OptiCAM",
         "| DifferenceSalience",
         "| Fake-CAM",
+        "| Random map (seed 0)",
     ]
     before = cached.stat().st_mtime_ns
     assert main(["demo", "--quick", "--out", str(out)]) == 0

@@ -7,7 +7,15 @@ import torch
 from captum.attr import LayerGradCam
 
 from captum_contrast._targets import runner_up
-from captum_contrast.app.registry import METHODS, METRICS, column, explain, explain_func
+from captum_contrast.app.registry import (
+    METHODS,
+    METRICS,
+    column,
+    explain,
+    explain_func,
+    iteration_overrides,
+    method_names,
+)
 from captum_contrast.data.models import small_cnn
 from captum_contrast.methods.difference_salience import DifferenceSalience
 from captum_contrast.metrics import METRICS as METRIC_CLASSES
@@ -28,9 +36,9 @@ def test_every_method_explains_one_map_per_example(tiny) -> None:
             tiny.features,
             images,
             targets,
-            **({"n_iter": 2} if name == "opti-cam" else {}),
+            **METHODS[name].run_kwargs(2),
         )
-        expected = (32, 32) if name == "fake-cam" else (8, 8)
+        expected = (32, 32) if METHODS[name].cls is None else (8, 8)
         assert maps.shape == (3, 1, *expected), name
         assert not maps.requires_grad and maps.device.type == "cpu"
 
@@ -110,3 +118,51 @@ def test_captum_grad_cam_on_a_channels_last_layer_is_an_error_not_a_non_map() ->
     with pytest.raises(ValueError, match=r"returned \(2, 1, 4, 8\), not maps"):
         explain("grad-cam", model, model.layer, images, targets)
     assert explain("minmax-cam", model, model.layer, images, targets).shape == (2, 1, 4, 4)
+
+
+def test_the_one_registry_feeds_the_cli_and_the_demo() -> None:
+    from captum_contrast.app import demo
+
+    assert demo.FIGURE_METHODS == method_names("figure")
+    assert demo.TABLE_METHODS == method_names("canvases")
+    assert "finer-cam" in method_names("canvases") and "random-cam" in method_names("image-folder")
+    assert set(method_names("image-folder")) <= set(METHODS) and method_names() == tuple(METHODS)
+    assert iteration_overrides(7) == {"opti-cam": {"n_iter": 7}}
+    assert METHODS["opti-cam"].run_kwargs(3, progress=True) == {"n_iter": 3, "show_progress": True}
+    assert METHODS["finer-cam"].run_kwargs(3, progress=True) == {}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_registered_method_leaves_the_model_untouched(name: str) -> None:
+    import warnings
+
+    from captum_contrast.data.models import small_cnn
+    from captum_contrast.methods import LayerContrastAttribution
+    from tests.helpers import assert_untouched, model_snapshot
+
+    torch.manual_seed(0)
+    # Captum's LayerGradCam runs a train-mode model as it is (BatchNorm statistics move);
+    # this package's methods and the baselines leave even a train-mode model untouched.
+    ours = METHODS[name].cls is None or issubclass(METHODS[name].cls, LayerContrastAttribution)
+    model = small_cnn(num_classes=5, width=4, batch_norm=True).train(ours)
+    before = model_snapshot(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "explained in eval mode"
+        maps = explain(
+            name,
+            model,
+            model.features,
+            torch.rand(3, 1, 32, 32),
+            torch.tensor([0, 2, 4]),
+            **METHODS[name].run_kwargs(2),
+        )
+    assert maps.shape[:2] == (3, 1) and torch.isfinite(maps).all()
+    assert_untouched(before, model)
+
+
+def test_finer_cam_entry_is_torchcams_defaults(tiny) -> None:
+    from captum_contrast import FinerCAM
+
+    images, targets = torch.rand(2, 1, 32, 32), torch.tensor([3, 5])
+    expected = FinerCAM(tiny, tiny.features).attribute(images, targets, k=3, gamma=0.6)
+    torch.testing.assert_close(explain("finer-cam", tiny, tiny.features, images, targets), expected)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from captum.attr import NoiseTunnel
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast import ContrastGradCAM, DifferenceSalience, FinerCAM, MinMaxCAM, OptiCAM
 from tests.helpers import BatchNormDropoutNet, TwoConvNet, assert_untouched, model_snapshot
 
 METHODS = [
@@ -14,6 +14,7 @@ METHODS = [
     (MinMaxCAM, {"variant": "d-minmax"}),
     (OptiCAM, {"n_iter": 2}),
     (DifferenceSalience, {"contrast": "runner-up"}),
+    (FinerCAM, {"k": 2}),
 ]
 SAMPLES, STDEV = 3, 0.1
 

@@ -1,0 +1,206 @@
+"""What the benchmark scripts share: the networks with their data, the peer baselines,
+statistics and result writing. Methods are called through the package's registry
+(:data:`captum_contrast.app.registry.METHODS`)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from contextlib import redirect_stderr
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from captum_contrast._model import resolve_layer
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+ExplainFunc = Callable[..., np.ndarray]
+
+
+@dataclass
+class Network:
+    """A network with the real images it is explained on."""
+
+    name: str
+    model: torch.nn.Module
+    layer: str  # dotted name: Quantus's randomisation tests explain copies of the model
+    images: torch.Tensor
+    note: str
+
+    @property
+    def layer_module(self) -> torch.nn.Module:
+        return resolve_layer(self.model, self.layer)
+
+    def logits(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(self.images if images is None else images)
+
+
+def _spread(n_total: int, n: int) -> np.ndarray:
+    return np.linspace(0, n_total - 1, min(n, n_total)).round().astype(int)
+
+
+def digit_networks(n: int) -> list[Network]:
+    """The two digit CNNs of :mod:`captum_contrast.data.trained` (cached after one training)."""
+    from captum_contrast.data.canvases import DigitCanvases, MultiDigitCanvases
+    from captum_contrast.data.trained import SINGLE_LABEL_CONFIG, DemoConfig, trained_model
+
+    single, _, _ = trained_model(SINGLE_LABEL_CONFIG, progress=False)
+    multi, _, _ = trained_model(DemoConfig(), progress=False)
+    single_images = DigitCanvases(n=n, split="test", seed=1).tensors()[0]
+    multi_images = MultiDigitCanvases(n=n, split="test", size=32, seed=1).images
+    return [
+        Network(
+            "digit CNN (softmax, 10 digits)",
+            single.eval(),
+            "features",
+            single_images,
+            f"`trained_model(SINGLE_LABEL_CONFIG)`, {n} held-out 32x32 digit canvases, layer "
+            "`features` (8x8)",
+        ),
+        Network(
+            "digit-canvas CNN (sigmoid, multi-label)",
+            multi.eval(),
+            "features",
+            multi_images,
+            f"`trained_model(DemoConfig())` (the demo), {n} held-out canvases of 1-3 digits, "
+            "layer `features` (8x8); logits are read as class scores",
+        ),
+    ]
+
+
+def pretrained_networks(n: int) -> list[Network]:
+    """Every real pretrained network of :mod:`captum_contrast.data.pretrained` on real photos."""
+    from skimage import data
+
+    from captum_contrast.data.pretrained import astronaut_face, emotion_model, face_model
+
+    found = []
+    emotion = emotion_model()
+    faces = [*data.lfw_subset()[:100], astronaut_face()]
+    found.append(
+        Network(
+            "fer mini-Xception (7 emotions)",
+            emotion.model,
+            emotion.layer,
+            torch.stack([emotion.preprocess(faces[i]) for i in _spread(len(faces), n)]),
+            f"{min(n, len(faces))} of the 100 `lfw_subset` faces and the astronaut's face, "
+            f"64x64 grey, layer `{emotion.layer}` (4x4)",
+        )
+    )
+    face = face_model()
+    crops = data.lfw_subset()  # 100 faces, then 100 non-faces
+    found.append(
+        Network(
+            "MTCNN ONet (face / non-face)",
+            face.model,
+            face.layer,
+            torch.stack([face.preprocess(crops[i]) for i in _spread(len(crops), n)]),
+            f"{min(n, len(crops))} `lfw_subset` crops (half faces), 48x48, layer `{face.layer}`",
+        )
+    )
+    try:
+        from captum_contrast.data.pretrained import text_direction_model
+
+        text = text_direction_model()
+    except ImportError as error:  # rapidocr / onnx2torch absent: say so, do not fail
+        print(f"text direction network skipped: {error}")
+        return found
+    page = data.text()
+    crops = [page[y : y + 60, x : x + 240] for y in (0, 100) for x in range(0, 208, 13)]
+    lines = crops + [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]  # and upside down
+    found.append(
+        Network(
+            "PP-OCR text direction (0 / 180)",
+            text.model,
+            text.layer,
+            torch.stack([text.preprocess(lines[i]) for i in _spread(len(lines), n)]),
+            f"{min(n, len(lines))} 60x240 crops of scikit-image's `text()` photo, upright and "
+            f"rotated 180 degrees, 48x192, layer `{text.layer}`",
+        )
+    )
+    return found
+
+
+# --- peers ----------------------------------------------------------------------------------
+
+
+def pgc_explainer(kind: str, layer: str, **kwargs: object) -> ExplainFunc:
+    """The one pytorch-grad-cam adapter: ``"ScoreCAM"`` or ``"FinerCAM"`` as an explain_func.
+
+    FinerCAM's references are pytorch-grad-cam's own (classes 1-3 of the sort by distance
+    to the target's logit) and its ``alpha`` is ``kwargs["alpha"]`` (default 1).
+    """
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, FinerWeightedTarget
+
+    def explain(model, inputs, targets, **_: object) -> np.ndarray:
+        images = torch.as_tensor(np.asarray(inputs))
+        target_layers = [resolve_layer(model, layer)]
+        targets = np.asarray(targets).reshape(-1)
+        if kind == "FinerCAM":
+            with torch.no_grad():
+                scores = model(images).numpy()
+            wanted = []
+            for row, target in enumerate(targets):
+                order = np.argsort(np.abs(scores[row] - scores[row, target]), kind="stable")
+                references = [int(c) for c in order if c != target][:3]
+                wanted.append(
+                    FinerWeightedTarget(int(target), references, float(kwargs.get("alpha", 1.0)))
+                )
+        else:
+            wanted = [ClassifierOutputTarget(int(t)) for t in targets]
+        cam_class = getattr(pytorch_grad_cam, kind)
+        with cam_class(model, target_layers) as cam, redirect_stderr(io.StringIO()):
+            if hasattr(cam, "batch_size"):
+                cam.batch_size = 64
+            maps = cam(input_tensor=images, targets=wanted)
+        return np.asarray(maps)[:, None].astype(np.float32)
+
+    return explain
+
+
+# --- statistics and timing ------------------------------------------------------------------
+
+
+def bootstrap_ci(
+    values: np.ndarray, statistic: Callable = np.nanmedian, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(statistic, low, high)``: the value and its 95% percentile bootstrap interval."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, values.size, size=(resamples, values.size))
+    stats = np.array([statistic(values[d]) for d in draws])
+    return (
+        float(statistic(values)),
+        float(np.percentile(stats, 2.5)),
+        float(np.percentile(stats, 97.5)),
+    )
+
+
+def with_ci(values: np.ndarray, digits: int = 1, statistic: Callable = np.nanmedian) -> str:
+    value, low, high = bootstrap_ci(values, statistic)
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def timed(call: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def write_result(stem: str, text: str) -> Path:
+    """Write ``benchmarks/results/<stem>.md`` and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{stem}.md"
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return path
