@@ -9,11 +9,12 @@ model's output, with errors that name the argument at fault.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
 
-TargetType = int | Sequence[int] | Tensor | None
+TargetType: TypeAlias = int | Sequence[int] | Tensor | None
 
 
 def as_class_indices(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from captum_contrast._model import model_device
 
-LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
+LayerSpec: TypeAlias = nn.Module | str | Callable[[nn.Module], nn.Module]
 ExplainFunc = Callable[..., np.ndarray]
 
 

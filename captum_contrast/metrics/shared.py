@@ -17,7 +17,7 @@ from quantus.helpers.enums import EvaluationCategory, ScoreDirection
 from quantus.helpers.model.model_interface import ModelInterface
 
 from captum_contrast.metrics._base import CAMMetric
-from captum_contrast.metrics._helpers import check_normalization, masked_variants
+from captum_contrast.metrics._helpers import Activation, check_normalization, masked_variants
 from captum_contrast.metrics.masking import (
     GAIN_EPS,
     AverageDrop,
@@ -108,7 +108,7 @@ def masking_scores(
     if a_batch is None:
         raise ValueError("`a_batch` is required: masking_scores scores given maps")
     metric = _SharedMasking(multilabel, threshold, mask_normalization, eps)
-    rows = metric(
+    rows: list[Any] = metric(  # one dict of scores per example
         model,
         x_batch,
         y_batch,
@@ -143,7 +143,9 @@ class _SharedMasking(CAMMetric):
             raise ValueError(f"`threshold` must be a probability in [0, 1), got {threshold!r}")
         if not eps >= 0:
             raise ValueError(f"`eps` must be >= 0, got {eps!r}")
-        self.multilabel, self.threshold, self.eps = bool(multilabel), float(threshold), float(eps)
+        # multilabel is a class attribute of the metrics; this one helper serves both kinds
+        self.multilabel = bool(multilabel)  # type: ignore[misc]
+        self.threshold, self.eps = float(threshold), float(eps)
         self.mask_normalization = check_normalization(mask_normalization)
 
     def evaluate_batch(  # type: ignore[override]
@@ -154,13 +156,13 @@ class _SharedMasking(CAMMetric):
         a_batch: np.ndarray,
         **kwargs: Any,
     ) -> list[dict[str, float]]:
-        activation = "sigmoid" if self.multilabel else "softmax"
+        activation: Activation = "sigmoid" if self.multilabel else "softmax"
         complements = (False, True) if self.multilabel else (False,)
         original, variants, valid = masked_variants(
             model, x_batch, y_batch, a_batch, self.mask_normalization, activation, complements
         )
         if self.multilabel:
-            scores = self._multilabel(original, *variants, y_batch)
+            scores = self._multilabel(original, variants[0], variants[1], y_batch)
         else:
             rows = np.arange(len(x_batch))
             p, o = original[rows, y_batch], variants[0][rows, y_batch]
