@@ -7,7 +7,8 @@
 # Every ">=" lower bound of [project].dependencies becomes an "==" pin, so the bounds are
 # exactly what this tests; the interpreter is the oldest Python of requires-python. The venv
 # is rebuilt each run (COMPAT_VENV=DIR to put it elsewhere, COMPAT_PYTHON=... to choose the
-# interpreter); the global interpreter is never installed into.
+# interpreter, COMPAT_REUSE=1 to bring an existing venv to the pins instead of rebuilding it);
+# the global interpreter is never installed into.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${COMPAT_VENV:-/tmp/compat-venv}
@@ -42,12 +43,17 @@ find_python() {
 }
 PYTHON=$(find_python)
 
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-grep -v '^python==' <<<"$PINS" > "$VENV/constraints.txt"
-echo "compat: $("$PYTHON" --version) in $VENV; pins: $(tr '\n' ' ' < "$VENV/constraints.txt")"
+if [ "${COMPAT_REUSE:-0}" = 1 ] && [ -x "$VENV/bin/python" ]; then
+  echo "compat: reusing $VENV, brought to the pins below"
+else
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+# transformers 5 (an extra's test dependency, which declares no torch bound) refuses torch 2.3
+{ grep -v '^python==' <<<"$PINS"; echo "transformers<5"; } > "$VENV/constraints.txt"
+echo "compat: $("$VENV/bin/python" --version) in $VENV; pins: $(tr '\n' ' ' < "$VENV/constraints.txt")"
 # The pins are constraints, so the extras' own dependencies resolve against them too.
-"$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c "$VENV/constraints.txt" -e ".[dev]"
 echo "compat: installed in $((SECONDS - start)) s"
 "$VENV/bin/python" -m pip freeze --exclude-editable > "$VENV/freeze.txt"
@@ -55,5 +61,6 @@ grep -iE '^(torch|torchvision|captum|quantus|numpy|scipy|scikit-learn|matplotlib
 
 status=0
 MPLBACKEND=Agg PYTHONPATH= "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" || status=$?
-echo "compat: finished in $((SECONDS - start)) s, pytest exit status $status"
+echo "compat: finished in $((SECONDS - start)) s, pytest exit status $status; CPU time (user, system) of this shell, then of its children:"
+times
 exit "$status"
