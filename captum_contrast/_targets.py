@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
 
 from captum_contrast._validation import check_class_range, class_indices
 
-TargetType = int | Sequence[int] | Tensor | None
+TargetType: TypeAlias = int | Sequence[int] | Tensor | None
 
 
 # The one check of class indices lives in _validation; the methods import it from here.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -23,9 +24,9 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from captum_contrast.normalization import normalize
+from captum_contrast.normalization import Normalization, normalize
 
-ArrayLike = Tensor | np.ndarray
+ArrayLike: TypeAlias = Tensor | np.ndarray
 DEFAULT_CMAP = "jet"
 SIGNED_CMAP = LinearSegmentedColormap.from_list("BlueWhiteRed", ["blue", "white", "red"])
 SIGNS = ("positive", "all")
@@ -66,7 +67,7 @@ def display_maps(
     attributions: ArrayLike,
     size: tuple[int, int],
     sign: str = "positive",
-    normalization: str | None = "range",
+    normalization: Normalization | None = "range",
 ) -> Tensor:
     """``(B, 1, h, w)`` maps (or ``(B, h, w)``) upsampled to ``size`` and scaled for display.
 
@@ -110,7 +111,7 @@ def overlay(
     title: str | None = None,
     mask: ArrayLike | None = None,
     sign: str = "positive",
-    normalization: str | None = "range",
+    normalization: Normalization | None = "range",
     cmap: str | LinearSegmentedColormap | None = None,
     alpha: float = 0.5,
 ) -> tuple[Figure, Axes]:

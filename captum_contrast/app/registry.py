@@ -10,7 +10,7 @@ derived from them, so a new metric is one file in ``metrics/`` and one line in `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +129,7 @@ def column(metric: str) -> str:
     return f"{cls.short_name} {'↑' if cls.score_direction == ScoreDirection.HIGHER else '↓'}"
 
 
-def check_names(methods: list[str] | tuple[str, ...], metric_names: Any = ()) -> None:
+def check_names(methods: Sequence[str], metric_names: Any = ()) -> None:
     """Raise a ValueError listing unknown method or metric names and the known ones."""
     unknown = [m for m in methods if m not in METHODS] + [
         m for m in metric_names if m not in METRICS
@@ -201,7 +201,7 @@ def _init_kwargs(name: str, method: Method, model: nn.Module) -> dict[str, Any]:
     """Constructor extras: a torchvision ViT's tokens are laid out on their patch grid."""
     if not any(isinstance(module, VisionTransformer) for module in model.modules()):
         return {}
-    if not issubclass(method.cls, LayerContrastAttribution):
+    if method.cls is None or not issubclass(method.cls, LayerContrastAttribution):
         raise ValueError(
             f"method {name!r} cannot read vision-transformer tokens (Captum's LayerGradCam "
             f"has no reshape_transform); use one of {_layout_aware()}, which lay the tokens "

@@ -319,5 +319,5 @@ def _in_eval_mode(attribute: Callable[..., Any]) -> Callable[..., Any]:
         return wrapped
 
     logged = switched(attribute)
-    logged.__wrapped__ = switched(getattr(attribute, "__wrapped__", attribute))
+    logged.__wrapped__ = switched(getattr(attribute, "__wrapped__", attribute))  # type: ignore[attr-defined]
     return logged

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ class ContrastSet:
         return f"ContrastSet(num_classes={self.contrast_classes.shape[0]}, k={self.k})"
 
 
-ContrastType = int | Sequence[int] | Tensor | ContrastSet | None
+ContrastType: TypeAlias = int | Sequence[int] | Tensor | ContrastSet | None
 
 
 def resolve_contrast(contrast: ContrastType, k: int, targets: Tensor, outputs: Tensor) -> Tensor:

@@ -265,6 +265,7 @@ class MinMaxCAM(LayerContrastAttribution):
 
     def _class_weights(self, num_labels: int, activations: Tensor) -> Tensor:
         weight = self.classifier
+        assert weight is not None  # the CAM form is chosen only with a classifier
         if isinstance(weight, nn.Linear):
             weight = head_weight(weight)
         expected = (num_labels, activations.shape[1])

@@ -3,7 +3,8 @@
 Every metric is a ``quantus.Metric``: numpy in, one score per example out, usable alone
 or in ``quantus.evaluate`` beside Quantus's own metrics. :func:`register_with_quantus`
 lists them in ``quantus.AVAILABLE_METRICS`` (called once, at the end of this module, so
-on ``import captum_contrast``). Each metric class also carries the attributes the command
+on ``import captum_contrast.metrics``; ``import captum_contrast`` alone does not load
+Quantus). Each metric class also carries the attributes the command
 line derives its tables from (``cli_name``, ``short_name``, ``multilabel``,
 ``needs_explain_func``, ``needs_object_masks``; see :class:`CAMMetric`).
 """
@@ -70,7 +71,7 @@ def register_with_quantus() -> None:
     Keys are the metrics' ``name`` attributes, e.g. ``"Average Drop"`` under
     ``"Faithfulness"``, ``"Class Sensitivity"`` under ``"Randomisation"`` (with Random
     Logit) and ``"Mass on Object"`` under ``"Localisation"``. Calling it again changes
-    nothing. It never raises, so ``import captum_contrast`` (which calls it) cannot fail
+    nothing. It never raises, so ``import captum_contrast.metrics`` (which calls it) cannot fail
     here: a key already held by another project's class is left to that class, and the
     metric is skipped with a ``UserWarning`` naming the key and the class holding it (as is
     a category this Quantus version lacks). The metric classes work the same unregistered.

@@ -8,7 +8,7 @@ loop over examples). The metric classes in the sibling modules import them from 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -75,11 +75,11 @@ def check_classes(labels: np.ndarray, num_classes: int) -> None:
         )
 
 
-def check_normalization(method: str) -> str:
+def check_normalization(method: str) -> Normalization:
     """``method`` if it is one of :data:`captum_contrast.normalization.NORMALIZATIONS`."""
     if method not in NORMALIZATIONS:
         raise ValueError(f"`mask_normalization` must be one of {NORMALIZATIONS}, got {method!r}")
-    return method
+    return cast(Normalization, method)
 
 
 def check_percent(value: float, name: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from captum_contrast._model import model_device
 from captum_contrast._validation import class_indices
 from captum_contrast.scores import read_scores
 
-LayerSpec = nn.Module | str | Callable[[nn.Module], nn.Module]
+LayerSpec: TypeAlias = nn.Module | str | Callable[[nn.Module], nn.Module]
 ExplainFunc = Callable[..., np.ndarray]
 
 

@@ -97,7 +97,7 @@ class MassOnObject(CAMMetric):
 
 def _object_masks(s_batch: Any, x_batch: np.ndarray) -> np.ndarray:
     """``s_batch`` as ``(B, 1, H, W)`` float64 0/1 masks, or a ValueError naming it."""
-    batch, height, width = len(x_batch), *x_batch.shape[-2:]
+    batch, (height, width) = len(x_batch), x_batch.shape[-2:]
     expected = f"(B, 1, H, W) or (B, H, W) with B = {batch}, H = {height}, W = {width}"
     if s_batch is None:
         raise ValueError(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from scipy import stats
 
 Alternative = Literal["two-sided", "less", "greater"]
-Scores = Sequence[float] | np.ndarray | Mapping[Any, float]
+Scores: TypeAlias = Sequence[float] | np.ndarray | Mapping[Any, float]
 
 
 def _drop_nan(values: np.ndarray, name: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from captum_contrast._targets import as_class_indices, check_class_range
 from captum_contrast._validation import describe_shape
 
-ClassesType = int | Sequence[int] | Tensor | None
+ClassesType: TypeAlias = int | Sequence[int] | Tensor | None
 
 
 def head_weight(classifier: nn.Module) -> Tensor:
