@@ -165,7 +165,7 @@ BAD_INPUTS: dict[str, tuple[Callable[[], object], type[Exception], str]] = {
     "metric dict model": (
         lambda: MultiLabelAverageDrop()(DictModel().eval(), XB, YB, a_batch=AB),
         ValueError,
-        "`model` must return a (batch, classes) tensor",
+        "the model must return (batch, classes) scores",
     ),
     "metric model is a function": (
         lambda: AverageDrop()(lambda x: x, XB, YB, a_batch=AB),
