@@ -359,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
             *peers,
             "",
             "MinMax-CAM on a real multi-label input (the text recogniser of the any-output "
-            "issue) is left: the recogniser port is not on main yet.",
+            "issue) is left: the recogniser port is not on main yet. The PP-OCR text-direction "
+            "network is left too: its explained layer is (200, 2, 96) for a 48x192 input "
+            "(strides 24 and 2), which the package's automatic layout refuses as ambiguous "
+            "(Captum's Grad-CAM reads it as channels-first); it needs a `reshape_transform` "
+            "passed through the registry, which `explain_func` does not take yet.",
         ]
     )
     print(text)
