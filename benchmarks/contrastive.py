@@ -239,7 +239,7 @@ def verdict(name: str, results: dict[str, dict]) -> str:
     )
     return (
         f"- **{name}**: most class-sensitive among the maps that beat the random/Fake floor "
-        f"({floor:+.2f}) on contrastive fidelity and pass MPRT: **{best}** (agreement "
+        f"({floor:+.2f}) on contrastive fidelity and pass MPRT (median < 0.5): **{best}** (agreement "
         f"{np.nanmedian(faithful[best]['agreement']):.1f}%, fidelity {cf_best:+.2f} vs "
         f"Grad-CAM's {grad_cam_cf:+.2f}); most faithful to the contrast: {most_faithful}."
         f" Faithful and weight-dependent: {', '.join(sensitive)}."

@@ -137,9 +137,8 @@ def test_every_registered_method_leaves_the_model_untouched(name: str) -> None:
     import warnings
 
     from captum_contrast.data.models import small_cnn
-    from tests.helpers import assert_untouched, model_snapshot
-
     from captum_contrast.methods import LayerContrastAttribution
+    from tests.helpers import assert_untouched, model_snapshot
 
     torch.manual_seed(0)
     # Captum's LayerGradCam runs a train-mode model as it is (BatchNorm statistics move);
