@@ -239,7 +239,7 @@ def verdict(name: str, results: dict[str, dict]) -> str:
     )
     return (
         f"- **{name}**: most class-sensitive among the maps that beat the random/Fake floor "
-        f"({floor:+.2f}) on contrastive fidelity and pass MPRT: **{best}** (agreement "
+        f"({floor:+.2f}) on contrastive fidelity and pass MPRT (median < 0.5): **{best}** (agreement "
         f"{np.nanmedian(faithful[best]['agreement']):.1f}%, fidelity {cf_best:+.2f} vs "
         f"Grad-CAM's {grad_cam_cf:+.2f}); most faithful to the contrast: {most_faithful}."
         f" Faithful and weight-dependent: {', '.join(sensitive)}."
@@ -359,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
             *peers,
             "",
             "MinMax-CAM on a real multi-label input (the text recogniser of the any-output "
-            "issue) is left: the recogniser port is not on main yet.",
+            "issue) is left: the recogniser port is not on main yet. The PP-OCR text-direction "
+            "network is left too: its explained layer is (200, 2, 96) for a 48x192 input "
+            "(strides 24 and 2), which the package's automatic layout refuses as ambiguous "
+            "(Captum's Grad-CAM reads it as channels-first); it needs a `reshape_transform` "
+            "passed through the registry, which `explain_func` does not take yet.",
         ]
     )
     print(text)

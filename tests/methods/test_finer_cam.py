@@ -206,6 +206,6 @@ def test_one_output_models_are_refused() -> None:
 
     model = nn.Sequential(
         nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 1)
-    )
+    ).eval()
     with pytest.raises(ValueError, match="C >= 2"):
         FinerCAM(model, model[1]).attribute(torch.rand(2, 3, 8, 8), 0)
