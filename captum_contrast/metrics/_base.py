@@ -321,7 +321,7 @@ class CAMMetric(Metric[list[float]]):
             or maps.shape[3] > width
         ):
             raise ValueError(
-                "`a_batch` (or what `explain_func` returned) must hold one map per example, "
+                "`a_batch` (or what `explain_func` returned) must hold maps, one per example, "
                 f"(B, 1, h, w) or (B, h, w) with B = {len(x_batch)}, "
                 f"h <= {height}, w <= {width}; got shape {maps.shape}. Reduce per-channel "
                 "attributions first, e.g. a.sum(axis=1, keepdims=True). `x_batch` was read as "

@@ -86,7 +86,7 @@ class SalienceLoss(nn.Module):
         Args:
             logits: ``(B, 2)`` classifier outputs for cross-entropy.
             features: ``(B, K, h, w)``, the maps fed to global average pooling.
-            labels: ``(B,)`` class indices in {0, 1} (integer, bool, or 0./1. floats).
+            labels: ``(B,)`` integer class indices in {0, 1} (floats and bools are refused).
             human_maps: ``(B, H, W)`` or ``(B, 1, H, W)`` human salience, any resolution;
                 finite values (NaN or infinity raise a ValueError).
 

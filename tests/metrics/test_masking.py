@@ -169,7 +169,7 @@ def test_explain_func_path_equals_precomputed_maps_and_channel_last_inputs() -> 
 
 def test_bad_arguments_raise_errors_naming_them() -> None:
     model, x, y, maps = spec_case()
-    with pytest.raises(ValueError, match="`a_batch`.*must hold one map per example"):
+    with pytest.raises(ValueError, match="`a_batch`.*must hold maps, one per example"):
         AverageDrop()(model, x, y, a_batch=np.ones((4, 2, 2, 2)), channel_first=True)
     with pytest.raises(ValueError, match="h <= 2"):
         AverageDrop()(model, x, y, a_batch=np.ones((4, 1, 3, 3)), channel_first=True)

@@ -168,9 +168,12 @@ def test_loss_by_hand(make_loss, expected_terms, weights) -> None:
     expected_total = sum(w * v for w, v in zip(weights, expected_terms.values(), strict=True))
     assert loss.dim() == 0 and loss.item() == pytest.approx(expected_total, abs=1e-12)
     assert terms["total"] == pytest.approx(expected_total, abs=1e-12)
-    # Same result for (B, 1, H, W) human maps and for float 0./1. labels.
-    again = criterion(LOGITS, FEATURES, LABELS.double(), HUMAN.unsqueeze(1))
+    # Same result for (B, 1, H, W) human maps; float labels are refused, as everywhere a
+    # class index is taken (issue 22: one check of class indices).
+    again = criterion(LOGITS, FEATURES, LABELS, HUMAN.unsqueeze(1))
     assert again.item() == pytest.approx(expected_total, abs=1e-12)
+    with pytest.raises(ValueError, match="`labels` must hold integer class indices"):
+        criterion(LOGITS, FEATURES, LABELS.double(), HUMAN)
 
 
 def test_loss_weights_are_parameters() -> None:
