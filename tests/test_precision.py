@@ -13,7 +13,7 @@ import torch
 from captum.attr import LayerGradCam
 from torch import Tensor
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast import ContrastGradCAM, DifferenceSalience, FinerCAM, MinMaxCAM, OptiCAM
 from captum_contrast.metrics import (
     METRICS,
     AverageIncrease,
@@ -32,6 +32,7 @@ METHODS: dict[str, Callable[[TwoConvNet, Tensor], Tensor]] = {
     "cosine": lambda m, x: ContrastGradCAM(m, m.conv2).cosine(x, 1, k=2),
     "minmax-cam": lambda m, x: MinMaxCAM(m, m.conv2).attribute(x, 1, labels=LABELS),
     "difference-salience": lambda m, x: DifferenceSalience(m, m.conv2).attribute(x, 1, contrast=2),
+    "finer-cam": lambda m, x: FinerCAM(m, m.conv2).attribute(x, 1, k=2),
     "opti-cam-fast": lambda m, x: OptiCAM(m, m.conv2).attribute(x, 1, preset="fast", n_iter=4),
     "opti-cam-paper": lambda m, x: OptiCAM(m, m.conv2).attribute(x, 1, n_iter=4),
 }

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, OptiCAM
+from captum_contrast import ContrastGradCAM, DifferenceSalience, FinerCAM, MinMaxCAM, OptiCAM
 from tests.helpers import assert_untouched, model_snapshot
 from tests.properties.strategies import Case, assert_clear_error, cases, class_indices, run
 
@@ -71,6 +71,13 @@ METHODS = [
         lambda f, layer, x, t, tr, c, v: DifferenceSalience(
             f, layer, reshape_transform=tr
         ).attribute(x, t, contrast=_other(v, c)),
+        lambda gc, x, t, c: gc.attribute(x, t) - gc.attribute(x, [(v + 1) % c for v in t]),
+    ),
+    Method(
+        "FinerCAM",  # one reference, gamma 1, no ReLU: GC(t) - GC(contrast), like Difference
+        lambda f, layer, x, t, tr, c, v: FinerCAM(f, layer, reshape_transform=tr).attribute(
+            x, t, contrast=_other(v, c), gamma=1.0, relu_attributions=False
+        ),
         lambda gc, x, t, c: gc.attribute(x, t) - gc.attribute(x, [(v + 1) % c for v in t]),
     ),
 ]
