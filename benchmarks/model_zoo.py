@@ -3,7 +3,7 @@ models when installed), next to Captum's LayerGradCam and pytorch-grad-cam's Gra
 
 Random weights (a zero-initialised head, as torchvision's ViT has, is redrawn so gradients
 are not all zero), batch 2, small inputs, OptiCAM with 3 iterations, each at the layer the
-command line picks by default (:func:`captum_contrast.transforms.default_layer`). A cell is
+command line picks by default (:func:`captum_contrast.layers.default_layer`). A cell is
 ``ok`` when the method returns a finite ``(B, 1, *grid)`` map whose grid fits the input and
 has more than one cell, ``not a map`` when it returns something else, ``error`` when it
 raises. ``MinMax = Grad-CAM`` is the largest difference between MinMaxCAM with the target as
@@ -32,9 +32,9 @@ from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from captum_contrast.app.registry import METHODS as REGISTRY
+from captum_contrast.layers import default_layer, grid_fits, infer_layout
 from captum_contrast.methods import LayerContrastAttribution
 from captum_contrast.scores import ClassScores
-from captum_contrast.transforms import default_layer, grid_fits, infer_layout
 
 HERE = Path(__file__).resolve().parent
 # The package's methods, from the registry (one column per entry; Captum's is its own column).

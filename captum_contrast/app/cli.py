@@ -42,8 +42,8 @@ from captum_contrast.app.registry import (
     iteration_overrides,
     method_names,
 )
+from captum_contrast.layers import default_layer
 from captum_contrast.scores import read_scores
-from captum_contrast.transforms import default_layer
 
 
 def _positive_int(text: str) -> int:

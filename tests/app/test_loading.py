@@ -19,7 +19,7 @@ from captum_contrast.app.loading import (
     hub_checkpoint,
     load_model,
 )
-from captum_contrast.transforms import default_layer
+from captum_contrast.layers import default_layer
 
 
 @pytest.fixture
