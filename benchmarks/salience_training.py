@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
-from captum_contrast.data.canvases import SalienceDigits
 from captum_contrast.data.models import small_cnn
+from captum_contrast.data.salience import SalienceDigits
 from captum_contrast.training import (
     ContrastSalienceLoss,
     CYBORGLoss,

@@ -12,10 +12,10 @@ from captum_contrast.data.canvases import (
     SPLITS,
     DigitCanvases,
     MultiDigitCanvases,
-    SalienceDigits,
     source_indices,
 )
 from captum_contrast.data.models import fit_classifier, small_cnn
+from captum_contrast.data.salience import SalienceDigits
 
 
 def _sklearn_targets() -> np.ndarray:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_contrast.data.canvases import SalienceDigits
 from captum_contrast.data.models import small_cnn
+from captum_contrast.data.salience import SalienceDigits
 from captum_contrast.training import (
     ContrastSalienceLoss,
     CYBORGLoss,
