@@ -32,9 +32,10 @@ from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from captum_contrast.app.registry import METHODS as REGISTRY
-from captum_contrast.layers import default_layer, grid_fits, infer_layout
+from captum_contrast.layers import default_layer
 from captum_contrast.methods import LayerContrastAttribution
 from captum_contrast.scores import ClassScores
+from captum_contrast.transforms import grid_fits, infer_layout
 
 HERE = Path(__file__).resolve().parent
 # The package's methods, from the registry (one column per entry; Captum's is its own column).
