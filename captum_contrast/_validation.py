@@ -57,6 +57,10 @@ def class_indices(
         ...
         ValueError: `labels` holds class indices [7] outside [0, 4] (the model has 5 outputs)
     """
+    if isinstance(value, Tensor) and value.is_meta:
+        raise ClassIndexError(
+            f"`{name}` is a meta tensor, which holds no values; pass real indices"
+        )
     tensor = _as_index_tensor(value, name)
     if device is not None:
         tensor = tensor.to(device)

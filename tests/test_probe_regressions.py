@@ -440,3 +440,13 @@ def test_numpy_integer_targets_equal_int_targets(target: Any, plain: Any) -> Non
     x = X[: len(plain)] if isinstance(plain, list) else X
     cam = ContrastGradCAM(model, model.conv2)
     torch.testing.assert_close(cam.attribute(x, target=target), cam.attribute(x, target=plain))
+
+
+def test_meta_tensor_targets_and_non_iterable_loaders_are_named() -> None:
+    from captum_contrast._validation import class_indices
+    from captum_contrast.methods import confusion_matrix
+
+    with pytest.raises(ValueError, match="`target` is a meta tensor"):
+        class_indices(torch.empty(3, device="meta", dtype=torch.long), "target")
+    with pytest.raises(TypeError, match="`data_loader` must be an iterable"):
+        confusion_matrix(torch.nn.Linear(2, 3), 5, num_classes=3)

@@ -49,6 +49,11 @@ def confusion_matrix(
         raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes!r}")
     device = torch.device(device) if device is not None else model_device(model)
     counts = torch.zeros(num_classes * num_classes, dtype=torch.long)
+    if not hasattr(data_loader, "__iter__"):
+        raise TypeError(
+            "`data_loader` must be an iterable of (inputs, labels) batches, e.g. a "
+            f"torch DataLoader; got {type(data_loader).__name__}"
+        )
     seen = False
     with explained_in_eval_mode(owning_module(model), "confusion_matrix"), torch.no_grad():
         for number, batch in enumerate(data_loader):
