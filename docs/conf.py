@@ -63,7 +63,11 @@ nitpicky = True
 nitpick_ignore_regex = [
     ("py:.*", r"(torch|numpy|np|nn|collections|pathlib|typing|matplotlib|quantus|captum)\..*"),
     ("py:.*", r"captum_contrast(\.\w+)*\._\w+(\.\w+)*"),  # private modules, bases, aliases
-    ("py:.*", r"Tensor|Normalization|ReshapeTransform|Substrate|ArrayLike|Probability|ScoresLike"),  # type aliases
+    ("py:class", r"captum_contrast\.data\.canvases\.CanvasDataset"),  # the datasets' shared base
+    (
+        "py:.*",
+        r"Tensor|Normalization|ReshapeTransform|Substrate|ArrayLike|Probability|ScoresLike",
+    ),  # type aliases
 ]
 napoleon_numpy_docstring = False
 

@@ -34,6 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.packaging
 
 # Run inside the virtual environment: where everything was imported from, and what it gives.
+NETWORK_INPUTS = {
+    "emotion_model": (1, 1, 64, 64),
+    "face_model": (1, 3, 48, 48),
+    "text_detection_model": (1, 3, 32, 32),
+    "text_recognition_model": (1, 3, 48, 64),
+    "text_direction_model": (1, 3, 48, 192),
+}
+"""Every vendored pretrained network and an input it takes."""
+
 PROBE = """
 import importlib, json, pkgutil, sys
 import torch
@@ -45,9 +54,9 @@ for info in pkgutil.walk_packages(captum_contrast.__path__, "captum_contrast."):
     modules[info.name] = importlib.import_module(info.name).__file__
 torch.manual_seed(0)
 networks = {}
-for name in ("emotion_model", "face_model"):
+SIZES = {sizes}
+for name, size in SIZES.items():
     net = getattr(pretrained, name)()
-    size = {"emotion_model": (1, 1, 64, 64), "face_model": (1, 3, 48, 48)}[name]
     with torch.no_grad():
         networks[name] = net.model(torch.linspace(-1, 1, torch.Size(size).numel()).reshape(size)).tolist()
 print(json.dumps({
@@ -184,7 +193,7 @@ def test_the_installed_wheel_imports_every_module_and_loads_every_network(
                 venv / "bin" / "python",
             ),
             "-c",
-            PROBE,
+            PROBE.replace("{sizes}", repr(NETWORK_INPUTS)),
         ],
         cwd=tmp_path,
         env=clean_environment(tmp_path),
@@ -202,7 +211,7 @@ def test_the_installed_wheel_imports_every_module_and_loads_every_network(
     assert found["weights"] == sorted(p.name for p in pretrained.WEIGHTS_DIR.iterdir())
     for name, logits in found["networks"].items():  # the same weights as the checkout's
         net = getattr(pretrained, name)()
-        size = {"emotion_model": (1, 1, 64, 64), "face_model": (1, 3, 48, 48)}[name]
+        size = NETWORK_INPUTS[name]
         with torch.no_grad():
             expected = net.model(torch.linspace(-1, 1, torch.Size(size).numel()).reshape(size))
         torch.testing.assert_close(torch.tensor(logits), expected, rtol=1e-5, atol=1e-6)

@@ -31,8 +31,8 @@ from captum_contrast.app.registry import METHODS, explain
 from captum_contrast.methods import GradientPlan, run_plans
 from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
-GRADIENT_METHODS = ("grad-cam", "contrast-grad-cam", "minmax-cam", "d-minmax-cam")
-GRADIENT_METHODS += ("difference-salience",)
+GRADIENT_METHODS: tuple[str, ...] = ("grad-cam", "contrast-grad-cam", "minmax-cam", "d-minmax-cam")
+GRADIENT_METHODS += ("difference-salience", "finer-cam")
 
 
 @dataclass
@@ -183,6 +183,7 @@ def _plan(
             )
         return grad_cam_plan(forward, targets, bool(kwargs.get("relu_attributions", False)))
     init = {"reshape_transform": vit_reshape_transform} if vit else {}
+    assert method.cls is not None  # baselines have no plan; grad-cam's is built above
     return method.cls(model, layer, **init).plan(forward, targets, **kwargs)
 
 

@@ -60,7 +60,7 @@ class ForwardCounter:
         self._handle: Any = None
 
     def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        first = args[0] if args else None
+        first: Any = args[0] if args else None
         self.count += int(first.shape[0]) if hasattr(first, "shape") and first.dim() else 1
 
     def __enter__(self) -> ForwardCounter:

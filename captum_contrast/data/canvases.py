@@ -345,3 +345,13 @@ class MultiDigitCanvases(CanvasDataset):
 def class_masks(segmentation: Tensor) -> Tensor:
     classes = torch.arange(NUM_CLASSES, dtype=segmentation.dtype).reshape(-1, 1, 1)
     return segmentation.unsqueeze(-3) == classes
+
+
+def __getattr__(name: str) -> object:
+    # SalienceDigits moved to captum_contrast.data.salience (which imports this module);
+    # read lazily so that ``from captum_contrast.data.canvases import SalienceDigits`` works.
+    if name == "SalienceDigits":
+        from captum_contrast.data.salience import SalienceDigits
+
+        return SalienceDigits
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -152,7 +152,7 @@ def as_probabilities(values: np.ndarray, probability: Probability) -> np.ndarray
     broken = ~finite_rows(values)
     if broken.any():
         warnings.warn(
-            f"the model returned NaN or infinite logits (scores) for {int(broken.sum())} of {len(values)} "
+            f"the model returned NaN or infinite logits for {int(broken.sum())} of {len(values)} "
             "examples (non-finite pixels in x_batch, or an overflow); they score NaN",
             RuntimeWarning,
             stacklevel=3,

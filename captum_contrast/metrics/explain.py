@@ -146,7 +146,8 @@ def _reading_scores(method_class: type, model: nn.Module, call_kwargs: dict[str,
     if call_kwargs.get("scores") is None:
         call_kwargs.pop("scores", None)
         return model
-    if "scores" in inspect.signature(method_class.attribute).parameters:
+    attribute: Any = getattr(method_class, "attribute", None)
+    if attribute is not None and "scores" in inspect.signature(attribute).parameters:
         return model
     scores = call_kwargs.pop("scores")
     return lambda *inputs: read_scores(scores, model(*inputs), inputs[0].shape[0])

@@ -102,7 +102,7 @@ def score_masking(
                 f"got shape {original_scores.shape}"
             )
     runner = _SharedMasking(metrics, original_scores)
-    rows = runner(
+    rows: list[Any] = runner(  # one dict of scores per example
         model,
         x_batch,
         y_batch,

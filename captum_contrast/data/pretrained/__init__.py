@@ -34,7 +34,7 @@ Example:
     'Let us first determine markers of the coins and the'
 """
 
-from captum_contrast.data.pretrained._common import PretrainedModel, source_file
+from captum_contrast.data.pretrained._common import WEIGHTS_DIR, PretrainedModel, source_file
 from captum_contrast.data.pretrained.emotions import (
     EMOTIONS,
     MiniXception,
@@ -72,6 +72,7 @@ __all__ = [
     "FACE_CLASSES",
     "PAGE_LINES",
     "TEXT_DIRECTIONS",
+    "WEIGHTS_DIR",
     "BinaryMapLogits",
     "MiniXception",
     "ONet",

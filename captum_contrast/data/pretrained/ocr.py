@@ -163,7 +163,8 @@ def text_detection_preprocess(image: np.ndarray | Tensor) -> Tensor:
         torch.Size([3, 160, 448])
     """
     bgr = _bgr(image)
-    size = tuple(max(32, int(round(side / 32)) * 32) for side in bgr.shape[-2:])
+    height, width = (max(32, int(round(side / 32)) * 32) for side in bgr.shape[-2:])
+    size = (height, width)
     return (resize(bgr, size) - 0.5) / 0.5
 
 
