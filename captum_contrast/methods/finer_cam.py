@@ -41,7 +41,7 @@ def finer_score_weights(
     """``e_target - gamma * mean_d e_d`` per example, ``(B, C)``: Finer-CAM's one score.
 
     ``contrast=None`` takes the ``k`` classes closest in score (:func:`closest_classes`);
-    the other forms are ContrastGradCAM's (:func:`~captum_contrast.methods.contrast_sets.resolve_contrast`).
+    the other forms are ContrastGradCAM's (``resolve_contrast`` in ``methods/contrast_sets.py``).
 
     Example:
         >>> import torch

@@ -85,7 +85,7 @@ def randomisation_scores(
 
     - ``"mprt"``: Spearman rank correlation of the two maps (Quantus ``MPRT``, top-down
       cascade, last correlation; maps made absolute and normalised as Quantus does;
-      :func:`rank_correlation`). Lower is better: a map that ignores the weights scores 1.
+      ``rank_correlation``). Lower is better: a map that ignores the weights scores 1.
     - ``"emprt"``: the relative rise of the map's discrete entropy, ``(H_random - H) / H``
       (Quantus ``EfficientMPRT``). Higher is better: a faithful map should become noisier
       when the weights carry no information; a map that ignores the weights scores 0.
