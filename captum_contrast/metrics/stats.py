@@ -298,7 +298,8 @@ def paired_wilcoxon(
 
     Pairs are by position; pairs holding a NaN are left out. ``scipy.stats.wilcoxon`` on
     ``scores - baseline`` with its defaults (``zero_method="wilcox"``: zero differences
-    dropped). Returns ``pairs`` (complete pairs), ``difference`` (mean of
+    dropped); up to :data:`EXACT_PAIRS` non-zero differences the p-value is the exact one,
+    enumerated here, so it does not depend on the scipy release. Returns ``pairs`` (complete pairs), ``difference`` (mean of
     ``scores - baseline``), ``effect`` (the matched-pairs rank-biserial correlation
     ``(R+ - R-) / (R+ + R-)`` over the non-zero differences, in [-1, 1]: positive when
     ``scores`` tend to be higher) and ``pvalue``. With no non-zero difference there is
@@ -331,5 +332,27 @@ def paired_wilcoxon(
     ranks = stats.rankdata(np.abs(nonzero))
     positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
     result["effect"] = float((positive - negative) / (positive + negative))
-    result["pvalue"] = float(stats.wilcoxon(differences).pvalue)
+    if nonzero.size <= EXACT_PAIRS:
+        result["pvalue"] = _exact_signed_rank_pvalue(ranks, positive)
+    else:
+        result["pvalue"] = float(stats.wilcoxon(differences).pvalue)
     return result
+
+
+EXACT_PAIRS = 16
+"""Up to this many non-zero differences the p-value enumerates every sign assignment.
+
+scipy's ``method="auto"`` picks the exact or the normal approximation by rules that changed
+between releases (scipy 1.10 falls back to the approximation when zero differences were
+dropped), so the same scores gave different p-values on different installations; the
+enumeration gives one answer everywhere (ties keep their average ranks)."""
+
+
+def _exact_signed_rank_pvalue(ranks: np.ndarray, positive: float) -> float:
+    """Two-sided exact p-value of the signed-rank sum ``positive`` over all ``2**n`` signs."""
+    count = ranks.size
+    signs = (np.arange(2**count)[:, None] >> np.arange(count)) & 1
+    totals = signs @ ranks
+    below = float(np.mean(totals <= positive + 1e-9))
+    above = float(np.mean(totals >= positive - 1e-9))
+    return min(1.0, 2 * min(below, above))
