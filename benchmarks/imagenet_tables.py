@@ -21,8 +21,8 @@ per table, since one launch cannot create its process group twice::
         --arch ... --weights ... --out imagenet_tables
     torchrun --nproc_per_node=N benchmarks/imagenet_tables.py --table opti_cam ...
 
-``--weights`` is any local state dict of the architecture, e.g. the file torchvision caches
-for ``resnet50(weights="IMAGENET1K_V1")``. Nothing is downloaded. Extra arguments after
+``--weights`` is any local state dict of the architecture, e.g. an ImageNet checkpoint file
+already in torchvision's hub cache. Nothing is downloaded. Extra arguments after
 ``--`` reach both runs (e.g. ``-- --batch-size 32 --opti-iters 100``).
 """
 

@@ -32,7 +32,7 @@ PREFIX = "quantus:"
 # Keywords that make these metrics return one score per example instead of an aggregate.
 PER_EXAMPLE: dict[str, dict[str, Any]] = {"MPRT": {"return_last_correlation": True}}
 # These return one curve per example; its area is computed here as Quantus's own
-# `calculate_auc` does (trapezoids, dx=1), which calls np.trapz, gone from NumPy 2.4.
+# `calculate_auc` does (trapezoids, dx=1): its NumPy call no longer exists in NumPy 2.4.
 CURVES = ("PixelFlipping", "RegionPerturbation")
 
 
