@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from captum_contrast.app.evaluation import batch_targets, evaluate
 from captum_contrast.app.registry import METRICS, explain
 from captum_contrast.data.canvases import MultiDigitCanvases
 from captum_contrast.data.models import small_cnn
+from tests.helpers import TORCHRUN, needs_torchrun
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_unknown_metric_is_rejected(tiny, canvases) -> None:
         evaluate(tiny, tiny.features, canvases, ["grad-cam"], ["pointing-game"])
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+@needs_torchrun
 def test_two_gloo_processes_write_the_single_process_table(tmp_path, tiny) -> None:
     weights = tmp_path / "tiny.pt"
     torch.save(tiny.state_dict(), weights)
@@ -200,7 +200,7 @@ def test_two_gloo_processes_write_the_single_process_table(tmp_path, tiny) -> No
     assert single.returncode == 0, single.stderr
     double = subprocess.run(
         [
-            "torchrun",
+            *TORCHRUN,
             "--standalone",
             "--nproc_per_node",
             "2",

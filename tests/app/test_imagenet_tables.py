@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 import torch
 from PIL import Image
 from torchvision.models import resnet18
+
+from tests.helpers import TORCHRUN, needs_torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "imagenet_tables.py"
@@ -54,7 +55,7 @@ def test_the_recipe_names_both_papers_runs() -> None:
     ]
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+@needs_torchrun
 def test_one_and_two_gloo_processes_write_identical_tables(fake_imagenet, tmp_path) -> None:
     args = [
         "--data", str(fake_imagenet["data"]), "--arch", "resnet18",
@@ -73,7 +74,7 @@ def test_one_and_two_gloo_processes_write_identical_tables(fake_imagenet, tmp_pa
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     for table in ("case", "opti_cam"):  # one torchrun launch per table
         double = subprocess.run(
-            ["torchrun", "--standalone", "--nproc_per_node", "2", str(SCRIPT),
+            [*TORCHRUN, "--standalone", "--nproc_per_node", "2", str(SCRIPT),
              "--table", table, "--out", str(tmp_path / "two"), *args],
             capture_output=True, text=True, env=env, timeout=600,
         )  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import torch
 
 from captum_contrast.app.cli import main
 from captum_contrast.data.models import small_cnn
+from tests.helpers import TORCHRUN, needs_torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = (
@@ -27,7 +27,6 @@ TABLES = (
     "curves.csv",
 )
 BATCHES = 20
-needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 
 
 @pytest.fixture(scope="module")
@@ -129,13 +128,13 @@ def test_two_processes_killed_midway_resume_on_two_nodes_to_the_one_process_tabl
     weights, uninterrupted, tmp_path
 ):
     out = tmp_path / "ranks"
-    torchrun = ["torchrun", "--standalone", "--nproc-per-node", "2"]
+    torchrun = [*TORCHRUN, "--standalone", "--nproc-per-node", "2"]
     _kill_midway([*torchrun, *_args(weights, out)], out)
     # Resumed as two simulated nodes of one process each (a local static rendezvous).
     port, nodes = _free_port(), []
     for rank in (0, 1):
         command = [
-            "torchrun", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
+            *TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
             "--master-addr", "127.0.0.1", "--master-port", str(port),
             *_args(weights, out, "--resume"),
         ]  # fmt: skip
