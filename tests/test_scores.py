@@ -342,3 +342,28 @@ def test_torchvision_segmentation_dict_output_needs_no_wrapper(architecture: str
     expected = ContrastGradCAM(lambda x: scores(model(x)["out"]), layer).attribute(images, 1)
     torch.testing.assert_close(got, expected)
     assert got.dim() == 4 and got.shape[:2] == (2, 1)
+
+
+def test_scored_forward_gives_captum_layer_grad_cam_the_scores_the_methods_read() -> None:
+    """Captum's LayerGradCam on ``scored_forward`` equals the package's Grad-CAM weights of
+    the same region score (MinMaxCAM with no other label is Grad-CAM), and its output is
+    checked like any read (one row per example)."""
+    from captum.attr import LayerGradCam
+
+    from captum_contrast.scores import scored_forward
+
+    torch.manual_seed(0)
+    model, x = DenseNet(as_dict=True).eval(), torch.randn(2, 3, 8, 8)
+    mask = torch.zeros(8, 8, dtype=torch.bool)
+    mask[2:5, 3:7] = True
+    scores = RegionScores(mask, "sum")
+    forward = scored_forward(model, scores)
+    expected = model(x)["out"][:, :, 2:5, 3:7].sum(dim=(2, 3))
+    torch.testing.assert_close(forward(x), expected)
+    captum = LayerGradCam(forward, model.relu).attribute(x, target=2, relu_attributions=True)
+    only_target = torch.zeros(2, 4, dtype=torch.bool)
+    only_target[:, 2] = True  # no other label: MinMax-CAM is Grad-CAM
+    ours = MinMaxCAM(model, model.relu).attribute(x, target=2, labels=only_target, scores=scores)
+    torch.testing.assert_close(captum, ours, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one row of class scores per example"):
+        scored_forward(model, lambda out: out["out"].sum(dim=(2, 3))[:1])(x)

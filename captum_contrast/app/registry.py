@@ -31,7 +31,7 @@ from captum_contrast.methods import (
     OptiCAM,
 )
 from captum_contrast.metrics import CAMMetric, explainer, fake_cam, random_cam
-from captum_contrast.scores import read_scores
+from captum_contrast.metrics.explain import forward_reading_scores
 from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
 
@@ -160,12 +160,9 @@ def explain(
     if method.cls is None:
         assert method.baseline is not None
         return torch.as_tensor(method.baseline(model, images, targets))
-    arguments = {**method.kwargs, **overrides}
-    forward_func: Any = model
-    if arguments.get("scores") is not None and method.cls is LayerGradCam:
-        # Captum's class takes no scores: it explains the forward that reads them.
-        scores = arguments.pop("scores")
-        forward_func = lambda *inputs: read_scores(scores, model(*inputs))  # noqa: E731
+    forward_func, arguments = forward_reading_scores(
+        method.cls, model, {**method.kwargs, **overrides}
+    )
     maps = method.cls(forward_func, layer, **_init_kwargs(name, method, model)).attribute(
         images, target=targets, **arguments
     )

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from captum_contrast._model import model_device
 from captum_contrast._validation import class_indices
-from captum_contrast.scores import read_scores
+from captum_contrast.scores import scored_forward
 
 LayerSpec: TypeAlias = nn.Module | str | Callable[[nn.Module], nn.Module]
 ExplainFunc = Callable[..., np.ndarray]
@@ -111,8 +111,9 @@ def explainer(
         **kwargs: Any,
     ) -> np.ndarray:
         kwargs.pop("method", None)  # quantus.evaluate adds the method's name
-        call_kwargs = {**fixed_kwargs, **kwargs}
-        forward_func = _reading_scores(method_class, model, call_kwargs)
+        forward_func, call_kwargs = forward_reading_scores(
+            method_class, model, {**fixed_kwargs, **kwargs}
+        )
         method = method_class(forward_func, _resolve_layer(model, layer), **constructor_kwargs)
         images = _as_input_tensor(model, inputs, device)
         target = _as_target(targets, images.device)
@@ -137,20 +138,24 @@ def explainer(
     return explain_func
 
 
-def _reading_scores(method_class: type, model: nn.Module, call_kwargs: dict[str, Any]) -> Any:
-    """The model, or ``scores(model(x))`` for a class whose ``attribute`` takes no ``scores``.
+def forward_reading_scores(
+    method_class: type, model: nn.Module, kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The forward to build ``method_class`` on, and the ``attribute`` keywords to call it with.
 
-    The package's methods read ``scores`` themselves; Captum's (``LayerGradCam``) explain
-    the wrapped forward, which gives the same map.
+    The package's methods read ``kwargs["scores"]`` themselves; a class whose ``attribute``
+    takes no ``scores`` (Captum's ``LayerGradCam``) is built on
+    :func:`~captum_contrast.scores.scored_forward` instead, which gives the same map.
+    ``scores=None`` is dropped either way.
     """
-    if call_kwargs.get("scores") is None:
-        call_kwargs.pop("scores", None)
-        return model
+    kwargs = dict(kwargs)
+    scores = kwargs.pop("scores", None)
+    if scores is None:
+        return model, kwargs
     attribute: Any = getattr(method_class, "attribute", None)
     if attribute is not None and "scores" in inspect.signature(attribute).parameters:
-        return model
-    scores = call_kwargs.pop("scores")
-    return lambda *inputs: read_scores(scores, model(*inputs), inputs[0].shape[0])
+        return model, {**kwargs, "scores": scores}
+    return scored_forward(model, scores), kwargs
 
 
 def _as_input_tensor(

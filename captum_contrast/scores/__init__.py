@@ -47,6 +47,7 @@ from captum_contrast.scores._reading import (
     probability_of,
     read_scores,
     resolve_scores,
+    scored_forward,
     subset_scores,
     to_probabilities,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "probability_of",
     "read_scores",
     "resolve_scores",
+    "scored_forward",
     "subset_scores",
     "to_probabilities",
 ]

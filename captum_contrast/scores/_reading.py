@@ -183,6 +183,27 @@ def read_scores(scores: ScoresLike, outputs: Any, batch_size: int | None = None)
     return result
 
 
+def scored_forward(model: Callable[..., Any], scores: ScoresLike) -> Callable[..., Tensor]:
+    """``model`` followed by ``scores``: the forward to give a class that takes no ``scores``.
+
+    Captum's own classes (``LayerGradCam``) explain whatever their forward returns; wrapped
+    this way they explain the same scores the package's methods read with ``scores=``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.scores import StepScores, scored_forward
+        >>> forward = scored_forward(lambda x: x * 2, StepScores(1))
+        >>> forward(torch.arange(12.0).reshape(1, 3, 4)).tolist()
+        [[8.0, 10.0, 12.0, 14.0]]
+    """
+
+    def forward(*inputs: Any) -> Tensor:
+        batch = inputs[0].shape[0] if inputs and isinstance(inputs[0], Tensor) else None
+        return read_scores(scores, model(*inputs), batch)
+
+    return forward
+
+
 def probability_of(scores: ScoresLike, default: Probability) -> Probability:
     """How a metric turns ``scores``' output into probabilities: its own or ``default``."""
     declared = getattr(scores, "probability", None) if scores is not None else None
