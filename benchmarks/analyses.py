@@ -209,9 +209,13 @@ def torchcam_rows(network: Network, label: str, found: np.ndarray) -> list[str]:
     }
     # torchcam's softmax is float32: a float64 gain below its resolution is no gain there.
     with torch.no_grad():
-        p32, o32 = (torch.softmax(model(z), 1)[torch.arange(len(y)), y] for z in (x, x * unit))
+        p32, o32 = (
+            torch.softmax(model(z), 1)[torch.arange(len(y)), y]
+            for z in (x, x * torch.as_tensor(unit))
+        )
         p64, o64 = (
-            torch.softmax(model(z).double(), 1)[torch.arange(len(y)), y] for z in (x, x * unit)
+            torch.softmax(model(z).double(), 1)[torch.arange(len(y)), y]
+            for z in (x, x * torch.as_tensor(unit))
         )
     ties = int(((p64 < o64) & ~(p32 < o32)).sum())
     keys = {
