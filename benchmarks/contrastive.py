@@ -225,8 +225,16 @@ def verdict(name: str, results: dict[str, dict]) -> str:
         and float(np.nanmean(r["keep"] - r["remove"])) > max(floor, 0.0)
         and float(np.nanmedian(r["mprt"])) < 0.5
     }
+    failing = [
+        f"{label} ({np.nanmedian(r['mprt']):.2f})"
+        for label, r in results.items()
+        if label not in ("Fake-CAM", "random map") and not np.nanmedian(r["mprt"]) < 0.5
+    ]
+    fails = f" Fails MPRT (median >= 0.5): {', '.join(failing)}." if failing else ""
     if not faithful:
-        return f"- **{name}**: no map beats the random and Fake maps on contrastive fidelity."
+        return (
+            f"- **{name}**: no map beats the random and Fake maps on contrastive fidelity." + fails
+        )
     sensitive = sorted(
         faithful, key=lambda label: float(np.nanmedian(faithful[label]["agreement"]))
     )
@@ -240,7 +248,7 @@ def verdict(name: str, results: dict[str, dict]) -> str:
         f"({floor:+.2f}) on contrastive fidelity and pass MPRT (median < 0.5): **{best}** (agreement "
         f"{np.nanmedian(faithful[best]['agreement']):.1f}%, fidelity {cf_best:+.2f} vs "
         f"Grad-CAM's {grad_cam_cf:+.2f}); most faithful to the contrast: {most_faithful}."
-        f" Faithful and weight-dependent: {', '.join(sensitive)}."
+        f" Faithful and weight-dependent: {', '.join(sensitive)}.{fails}"
     )
 
 
