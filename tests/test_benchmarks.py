@@ -51,7 +51,9 @@ def test_run_all_quick_runs_the_head_to_head_smoke() -> None:
 
 
 def test_the_text_direction_network_reads_page_lines_both_ways() -> None:
-    from captum_contrast.app.registry import explain_func
+    import torch
+
+    from captum_contrast.app.registry import explain, explain_func
 
     network = _common.pretrained_networks(8)[-1]
     assert network.name.startswith("PP-OCR text direction")
@@ -60,6 +62,12 @@ def test_the_text_direction_network_reads_page_lines_both_ways() -> None:
     targets = np.zeros(8, dtype=int)
     found = explain_func("finer-cam", network.model, network.layer, init_kwargs=network.init_kwargs)
     assert found(network.model, network.images, targets).shape == (8, 1, 48, 192)
+    # registry.explain keeps the layer's own grid (strides 24 and 2: no one stride fits).
+    layer_maps = explain(
+        "finer-cam", network.model, network.layer_module, network.images[:2],
+        torch.zeros(2, dtype=torch.long), init_kwargs=network.init_kwargs,
+    )  # fmt: skip
+    assert layer_maps.shape == (2, 1, 2, 96)
     # Without the identity reshape_transform the layer (200 x 2 x 96) is refused, by name.
     plain = explain_func("finer-cam", network.model, network.layer)
     with pytest.raises(ValueError, match="layout"):

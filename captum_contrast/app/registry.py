@@ -248,11 +248,7 @@ def constructor_kwargs(
             f"{method.cls.__name__} reads dim 1 of the layer's output as channels); use one "
             f"of {_layout_aware()}, or no reshape_transform where the layer is channels-first"
         )
-    accepted = set(inspect.signature(method.cls.__init__).parameters) - {
-        "self",
-        "forward_func",
-        "layer",
-    }
+    accepted = set(inspect.signature(method.cls).parameters) - {"forward_func", "layer"}
     unknown = sorted(set(given) - accepted)
     if unknown:
         raise ValueError(
