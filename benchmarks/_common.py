@@ -8,8 +8,9 @@ import io
 import time
 from collections.abc import Callable
 from contextlib import redirect_stderr
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ class Network:
     layer: str  # dotted name: Quantus's randomisation tests explain copies of the model
     images: torch.Tensor
     note: str
+    # Constructor extras for the package's methods (registry ``init_kwargs``), e.g. a
+    # reshape_transform where the automatic layout refuses the layer.
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def layer_module(self) -> torch.nn.Module:
@@ -77,7 +81,14 @@ def pretrained_networks(n: int) -> list[Network]:
     """Every real pretrained network of :mod:`captum_contrast.data.pretrained` on real photos."""
     from skimage import data
 
-    from captum_contrast.data.pretrained import astronaut_face, emotion_model, face_model
+    from captum_contrast.data.pretrained import (
+        PAGE_LINES,
+        astronaut_face,
+        emotion_model,
+        face_model,
+        page_line,
+        text_direction_model,
+    )
 
     found = []
     emotion = emotion_model()
@@ -103,27 +114,34 @@ def pretrained_networks(n: int) -> list[Network]:
             f"{min(n, len(crops))} `lfw_subset` crops (half faces), 48x48, layer `{face.layer}`",
         )
     )
-    try:
-        from captum_contrast.data.pretrained import text_direction_model
-
-        text = text_direction_model()
-    except ImportError as error:  # rapidocr / onnx2torch absent: say so, do not fail
-        print(f"text direction network skipped: {error}")
-        return found
-    page = data.text()
-    crops = [page[y : y + 60, x : x + 240] for y in (0, 100) for x in range(0, 208, 13)]
-    lines = crops + [np.ascontiguousarray(c[::-1, ::-1]) for c in crops]  # and upside down
+    text = text_direction_model()
+    lines = []
+    for index in range(len(PAGE_LINES)):  # windows 4x as wide as high: 48x192 undistorted
+        line = page_line(index)
+        width = 4 * line.shape[0]
+        lines += [line[:, x : x + width] for x in range(0, line.shape[1] - width + 1, 48)]
+    lines += [np.ascontiguousarray(line[::-1, ::-1]) for line in lines]  # and upside down
     found.append(
         Network(
             "PP-OCR text direction (0 / 180)",
             text.model,
             text.layer,
             torch.stack([text.preprocess(lines[i]) for i in _spread(len(lines), n)]),
-            f"{min(n, len(lines))} 60x240 crops of scikit-image's `text()` photo, upright and "
-            f"rotated 180 degrees, 48x192, layer `{text.layer}`",
+            f"{min(n, len(lines))} of {len(lines)} windows (4:1, 48x192) of the first four "
+            "printed lines of scikit-image's `page()` scan (`page_line`), half of them rotated "
+            f"180 degrees; layer `{text.layer}`, 200 channels on a 2x96 grid (strides 24 and 2), "
+            "which the automatic layout refuses, so the package's methods get an identity "
+            "`reshape_transform` (channels-first as it is; Captum's Grad-CAM and "
+            "pytorch-grad-cam read it so without one)",
+            init_kwargs={"reshape_transform": channels_first},
         )
     )
     return found
+
+
+def channels_first(activations: torch.Tensor) -> torch.Tensor:
+    """The identity ``reshape_transform``: the layer is ``(B, K, *grid)`` already."""
+    return activations
 
 
 # --- peers ----------------------------------------------------------------------------------

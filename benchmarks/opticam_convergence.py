@@ -9,13 +9,12 @@ the masked batch *is* ``s * x``. The final rows score the maps each preset retur
 (paper, fast, paper, ...) in one process, so load on this shared machine hits both alike;
 ratios are the figures to read.
 
-Networks: the demo digit classifier (real handwritten digits, ground-truth class) and the
-real pretrained networks of :mod:`captum_contrast.data.pretrained` (mini-Xception on
-scikit-image's LFW faces, MTCNN's ONet on the same faces, PaddleOCR's text-direction
-MobileNet on crops of scikit-image's ``text`` photo and their 180-degree rotations, each
-for its predicted class). Inputs are in [0, 1] with each network's normalisation put in
-front of it, so 0 means "removed". Then resnet18 (random weights: nothing is downloaded),
-224 px, batch 8, against pytorch-grad-cam's ScoreCAM: the time ratio at equal fidelity.
+Networks: the softmax digit CNN and the real pretrained networks of the head-to-head
+(``benchmarks/_common.py``: mini-Xception on LFW faces, MTCNN's ONet on LFW crops,
+PaddleOCR's text-direction network on lines of scikit-image's ``page`` scan, half upside
+down), each explained for its predicted class through the registry. Masks multiply each
+network's own normalised input, as in the head-to-head (0 is mid-grey). How OptiCAM compares
+with ScoreCAM in time is ``opticam_channels.md``.
 
 Run ``python benchmarks/opticam_convergence.py`` (``--quick`` for a smoke run). Writes
 ``results/opticam_convergence.md`` and ``results/opticam_convergence.png``.
@@ -24,135 +23,44 @@ Run ``python benchmarks/opticam_convergence.py`` (``--quick`` for a smoke run). 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import importlib.util
-import io
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from _timing import environment, time_interleaved
 from torch import Tensor, nn
 
-from captum_contrast import OptiCAM
-from captum_contrast._model import resolve_layer
-from captum_contrast.metrics import masking_scores
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
+from _common import (  # noqa: E402
+    RESULTS,
+    Network,
+    digit_networks,
+    pretrained_networks,
+    write_result,
+)
+from _timing import environment, time_interleaved  # noqa: E402
+
+from captum_contrast.app.registry import explain  # noqa: E402
+from captum_contrast.metrics import masking_scores  # noqa: E402
+
 PRESETS = ("paper", "fast")
 
 
-class Affine(nn.Module):
-    """``scale * x + shift``: a network's input normalisation, so images stay in [0, 1]."""
-
-    def __init__(self, scale: float, shift: float) -> None:
-        super().__init__()
-        self.scale, self.shift = scale, shift
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.scale * x + self.shift
+def opti_cam(net: Network, targets: Tensor, preset: str) -> Tensor:
+    """OptiCAM's map through the registry: the preset's own ``n_iter``, not the default's."""
+    return explain(
+        "opti-cam", net.model, net.layer_module, net.images, targets,
+        init_kwargs=net.init_kwargs, preset=preset, n_iter=None,
+    )  # fmt: skip
 
 
-@dataclass
-class Network:
-    name: str
-    model: nn.Module
-    layer: nn.Module
-    images: Tensor
-    targets: Tensor
-    note: str
+def predicted(net: Network) -> Tensor:
+    return net.logits().argmax(dim=1)
 
 
-def _pretrained_module(path: str | None):
-    try:
-        return importlib.import_module("captum_contrast.data.pretrained")
-    except ImportError:
-        if path is None:
-            return None
-        spec = importlib.util.spec_from_file_location("pretrained", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["pretrained"] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-
-
-def _wrapped(net, scale: float, shift: float) -> tuple[nn.Module, nn.Module]:
-    model = nn.Sequential(Affine(scale, shift), net.model).eval()
-    return model, resolve_layer(net.model, net.layer)
-
-
-def _predicted(model: nn.Module, images: Tensor) -> Tensor:
-    with torch.no_grad():
-        return model(images).argmax(dim=1)
-
-
-def demo_network(count: int) -> Network:
-    from captum_contrast.data.canvases import DigitCanvases
-    from captum_contrast.data.trained import SINGLE_LABEL_CONFIG, trained_model
-
-    model, _, _ = trained_model(SINGLE_LABEL_CONFIG, progress=False)
-    test = DigitCanvases(n=count, split="test", size=SINGLE_LABEL_CONFIG.size, seed=1)
-    return Network(
-        "demo digits CNN",
-        model,
-        model.features,
-        test.images,
-        test.labels.long(),
-        f"{count} test canvases of real digits, 32 px, ground-truth class",
-    )
-
-
-def pretrained_networks(module, count: int) -> list[Network]:
-    from skimage import data
-
-    faces = data.lfw_subset()[:count]
-    networks = []
-    emotion = module.emotion_model()
-    x = torch.stack([module.emotion_preprocess(face) for face in faces]) / 2 + 0.5
-    model, layer = _wrapped(emotion, 2.0, -1.0)
-    networks.append(
-        Network("fer mini-Xception", model, layer, x, _predicted(model, x), f"{count} LFW faces")
-    )
-    onet = module.face_model()
-    x = torch.stack([module.face_preprocess(face) for face in faces]) * 128 / 255 + 127.5 / 255
-    model, layer = _wrapped(onet, 255 / 128, -127.5 / 128)
-    networks.append(
-        Network("MTCNN ONet", model, layer, x, _predicted(model, x), f"{count} LFW faces")
-    )
-    try:
-        text = module.text_direction_model()
-    except ImportError as error:
-        print(f"text-direction model skipped: {error}", file=sys.stderr)
-        return networks
-    photo = data.text()
-    crops = [
-        photo[top : top + 43, left : left + 172]
-        for top in (0, 43, 86, 129)
-        for left in (0, 138, 276)
-    ]
-    crops += [np.ascontiguousarray(crop[::-1, ::-1]) for crop in crops]  # upside down
-    x = torch.stack([module.text_direction_preprocess(c) for c in crops])[: max(count // 4, 4)]
-    x = x / 2 + 0.5
-    model, layer = _wrapped(text, 2.0, -1.0)
-    networks.append(
-        Network(
-            "PaddleOCR text direction",
-            model,
-            layer,
-            x,
-            _predicted(model, x),
-            f"{len(x)} crops of skimage's text photo, half upside down",
-        )
-    )
-    return networks
-
-
-def traced(net: Network, preset: str) -> tuple[Tensor, list[float], list[Tensor]]:
+def traced(net: Network, targets: Tensor, preset: str) -> tuple[Tensor, list[float], list[Tensor]]:
     """The map of ``preset``, and the seconds and logits of every forward the model ran."""
     seconds: list[float] = []
     logits: list[Tensor] = []
@@ -165,8 +73,7 @@ def traced(net: Network, preset: str) -> tuple[Tensor, list[float], list[Tensor]
     handle = net.model.register_forward_hook(record)
     try:
         start = time.perf_counter()
-        cam = OptiCAM(net.model, net.layer)
-        attr = cam.attribute(net.images, target=net.targets, preset=preset)
+        attr = opti_cam(net, targets, preset)
     finally:
         handle.remove()
     return attr, seconds, logits
@@ -201,29 +108,23 @@ def curves(
 def convergence(net: Network, repeats: int) -> dict:
     """Final scores, wall times and per-iterate curves of both presets on ``net``."""
     result: dict = {"name": net.name, "note": net.note, "count": len(net.images)}
-    x, y = net.images.numpy(), net.targets.numpy()
+    targets = predicted(net)
+    x, y = net.images.numpy(), targets.numpy()
     for preset in PRESETS:
-        attr, seconds, logits = traced(net, preset)
+        attr, seconds, logits = traced(net, targets, preset)
         scores = masking_scores(net.model, x, y, attr.numpy())
         with torch.no_grad():
-            masked = _masked_logits(net, attr)
+            masked = _masked_logits(net, attr, targets)
         result[preset] = {
             "AD": float(np.mean(scores["AD"])),
             "AG": float(np.mean(scores["AG"])),
             "AI": float(np.mean(scores["AI"])),
             "objective": float(masked.mean()),
             "iterations": len(logits) - 1,
-            "points": curves(seconds, logits, net.targets, keep_best=preset == "fast"),
+            "points": curves(seconds, logits, targets, keep_best=preset == "fast"),
         }
     medians = time_interleaved(
-        {
-            preset: (
-                lambda preset=preset: OptiCAM(net.model, net.layer).attribute(
-                    net.images, target=net.targets, preset=preset
-                )
-            )
-            for preset in PRESETS
-        },
+        {preset: (lambda preset=preset: opti_cam(net, targets, preset)) for preset in PRESETS},
         repeats=repeats,
         warmup=0,
     )
@@ -232,58 +133,14 @@ def convergence(net: Network, repeats: int) -> dict:
     return result
 
 
-def _masked_logits(net: Network, attr: Tensor) -> Tensor:
+def _masked_logits(net: Network, attr: Tensor, targets: Tensor) -> Tensor:
     from captum.attr import LayerAttribution
 
     from captum_contrast import normalize
 
     mask = normalize(LayerAttribution.interpolate(attr, net.images.shape[-2:], "bilinear"), "range")
     logits = net.model(net.images * mask)
-    return logits[torch.arange(len(net.targets)), net.targets]
-
-
-def scorecam_ratio(batch: int, size: int, repeats: int) -> dict:
-    """resnet18 (random weights), ``layer4``: OptiCAM fast / paper and ScoreCAM, time and AG."""
-    from pytorch_grad_cam import ScoreCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    from torchvision.models import resnet18
-
-    torch.manual_seed(0)
-    model = resnet18(weights=None).eval()
-    images = torch.rand(batch, 3, size, size)
-    targets = _predicted(model, images)
-    maps: dict[str, np.ndarray] = {}
-
-    def score_cam() -> None:
-        with ScoreCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
-            cam.batch_size = 64
-            with contextlib.redirect_stderr(io.StringIO()):  # its per-image tqdm bars
-                maps["ScoreCAM"] = cam(
-                    input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets]
-                )[:, None]
-
-    def opti(preset: str) -> Callable[[], None]:
-        def run() -> None:
-            attr = OptiCAM(model, model.layer4).attribute(images, target=targets, preset=preset)
-            maps[f"OptiCAM {preset}"] = attr.numpy()
-
-        return run
-
-    candidates = {
-        "OptiCAM fast": opti("fast"),
-        "OptiCAM paper": opti("paper"),
-        "ScoreCAM": score_cam,
-    }
-    medians = time_interleaved(candidates, repeats=repeats, warmup=0)
-    x, y = images.numpy(), targets.numpy()
-    rows = {}
-    for name in candidates:
-        scores = masking_scores(model, x, y, maps[name])
-        rows[name] = {
-            "seconds": medians[name],
-            **{key: float(np.mean(scores[key])) for key in ("AD", "AG", "AI")},
-        }
-    return {"batch": batch, "size": size, "rows": rows}
+    return logits[torch.arange(len(targets)), targets]
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -336,13 +193,13 @@ flat one, and no recipe tried reaches the paper's AG within 1 point at a fifth o
 the gap is the paper's slow last 80 steps (see the plot), not the start."""
 
 
-def report(results: list[dict], scorecam: dict | None, repeats: int) -> str:
+def report(results: list[dict], repeats: int) -> str:
     lines = [
         "# OptiCAM convergence: paper preset vs fast preset",
         "",
-        f"CPU only (no GPU available for this run); {environment()}; the machine was shared "
-        f"with other jobs, so wall times are medians of {repeats} interleaved runs "
-        "(paper, fast, paper, ...) in one process and the ratio is the figure to read. "
+        f"Generated by `python benchmarks/opticam_convergence.py` on 2 CPU cores shared with "
+        f"other jobs ({environment()}); wall times are medians of {repeats} interleaved runs "
+        "(paper, fast, paper, ...) in one process, and the ratio is the figure to read. "
         "Objective: mean target logit of the masked input `y_c(x * s)` (eq. 10), "
         "higher is better. AD/AG/AI in percent from `masking_scores` on the returned maps.",
         "",
@@ -374,65 +231,36 @@ def report(results: list[dict], scorecam: dict | None, repeats: int) -> str:
             f"- {result['name']}: time {ratio:.2f}x of paper; target (AD/AG/AI within 1 point, "
             f"objective within 1%, <= 0.2x time) {'met' if met else 'NOT met'}"
             + ("" if met or not within else " (missed only by doing better than paper)")
-            + f"; {result['note']}."
+            + "."
         )
-    lines += ["", *verdicts, "", TUNING]
-    if scorecam:
-        rows = scorecam["rows"]
-        lines += [
-            "",
-            f"## resnet18 (random weights), {scorecam['size']} px, batch {scorecam['batch']}, "
-            "`layer4`: against pytorch-grad-cam's ScoreCAM",
-            "",
-            "| method | median time (s) | ScoreCAM / method | AD ↓ | AG ↑ | AI ↑ |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, row in rows.items():
-            lines.append(
-                f"| {name} | {row['seconds']:.1f} | {rows['ScoreCAM']['seconds'] / row['seconds']:.2f}x"
-                f" | {row['AD']:.2f} | {row['AG']:.2f} | {row['AI']:.2f} |"
-            )
-    return "\n".join(lines) + "\n"
+    notes = [f"- {r['name']}: {r['note']}" for r in results]
+    return "\n".join([*lines, "", *verdicts, "", "Data:", "", *notes, "", TUNING]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny settings, for a smoke run")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 images, 1 run, no files")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--count", type=int, default=32, help="examples per network")
-    parser.add_argument("--pretrained", help="path to pretrained.py when the package lacks it")
-    parser.add_argument("--no-scorecam", action="store_true")
+    parser.add_argument("--count", type=int, default=16, help="examples per network")
     parser.add_argument("--only", nargs="*", help="network names to run (substring match)")
     args = parser.parse_args(argv)
     # One intra-op thread: on a machine shared with other jobs, torch's spin-waiting threads
     # made these small convolutions several times slower (134 s against 24 s measured).
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    count = 8 if args.quick else args.count
-    networks = [demo_network(count)]
-    module = _pretrained_module(args.pretrained)
-    if module is not None:
-        networks += pretrained_networks(module, count)
+    count = 4 if args.quick else args.count
+    networks = digit_networks(count)[:1] + ([] if args.quick else pretrained_networks(count))
     if args.only:
         networks = [n for n in networks if any(s in n.name for s in args.only)]
     results: list[dict] = []
     for net in networks:
         results.append(convergence(net, 1 if args.quick else args.repeats))
-        print(report(results[-1:], None, args.repeats), flush=True)
-        _write(results, None, args)  # after each network: a long run cut short keeps its part
-    scorecam = None
-    if not args.no_scorecam:
-        scorecam = scorecam_ratio(*((1, 64) if args.quick else (8, 224)), repeats=1)
-    print(_write(results, scorecam, args))
+        text = report(results, args.repeats)
+        print(report(results[-1:], args.repeats), flush=True)
+        if not args.quick:  # after each network: a long run cut short keeps its part
+            write_result("opticam_convergence", text)
+            plot(results, RESULTS / "opticam_convergence.png")
     return 0
-
-
-def _write(results: list[dict], scorecam: dict | None, args: argparse.Namespace) -> str:
-    text = report(results, scorecam, args.repeats)
-    if not args.quick:
-        (HERE / "results" / "opticam_convergence.md").write_text(text)
-        plot(results, HERE / "results" / "opticam_convergence.png")
-    return text
 
 
 if __name__ == "__main__":

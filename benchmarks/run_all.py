@@ -18,20 +18,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# script -> the result table(s) it writes. The head-to-head answers what real_models.py and
-# case_projection.py asked network by network; they stay for their extra analyses (torchcam
-# cross-check, binary networks, CASE's projection cosine).
+# script -> the result table(s) it writes. The head-to-head answers what the per-network
+# scripts used to ask (CASE's class sensitivity, Opti-CAM's AD / AG / AI); analyses.py keeps
+# what it does not run (CASE's projection cosine, the binary networks, torchcam cross-check).
 SCRIPTS = {
     "contrastive.py": "contrastive.md, contrastive.png",
+    "analyses.py": "analyses.md",
     "speed.py": "speed.md",
     "model_zoo.py": "model_zoo.md",
-    "real_models.py": "real_models.md",
-    "case_projection.py": "case_projection.md",
-    "fidelity.py": "fidelity.md",
-    "opticam_channels.py": "opticam_channels.md",
-    "opticam_convergence.py": "opticam_convergence.md",
+    "opticam_channels.py": "opticam_channels.md, opticam_channels.png",
+    "opticam_convergence.py": "opticam_convergence.md, opticam_convergence.png",
     "salience_training.py": "salience_training.md",
-    "plot_results.py": "the plots of fidelity / opticam_* tables",
 }
 QUICK = ("contrastive.py",)
 
@@ -40,7 +37,7 @@ def run(script: str, quick: bool) -> tuple[int, float]:
     """Run one script in a subprocess with this checkout on the path; (exit code, seconds)."""
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "MPLBACKEND": "Agg"}
     command = [sys.executable, str(HERE / script)]
-    if quick and script != "plot_results.py":
+    if quick:
         command.append("--quick")
     start = time.perf_counter()
     code = subprocess.run(command, env=env, check=False).returncode

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -47,3 +48,36 @@ def test_run_all_quick_runs_the_head_to_head_smoke() -> None:
     # The random map ignores the weights: MPRT exactly 1, eMPRT exactly 0.
     assert cells[8].startswith("1.00 [1.00, 1.00]") and cells[9].startswith("0.00 [0.00, 0.00]")
     assert "| `contrastive.py` | contrastive.md, contrastive.png | 0 |" in done.stdout
+
+
+def test_the_text_direction_network_reads_page_lines_both_ways() -> None:
+    import torch
+
+    from captum_contrast.app.registry import explain, explain_func
+
+    network = _common.pretrained_networks(8)[-1]
+    assert network.name.startswith("PP-OCR text direction")
+    # Windows 0, 7, 14, 21 of the 25 upright ones, then four of their 180-degree rotations.
+    assert network.logits().argmax(1).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    targets = np.zeros(8, dtype=int)
+    found = explain_func("finer-cam", network.model, network.layer, init_kwargs=network.init_kwargs)
+    assert found(network.model, network.images, targets).shape == (8, 1, 48, 192)
+    # registry.explain keeps the layer's own grid (strides 24 and 2: no one stride fits).
+    layer_maps = explain(
+        "finer-cam", network.model, network.layer_module, network.images[:2],
+        torch.zeros(2, dtype=torch.long), init_kwargs=network.init_kwargs,
+    )  # fmt: skip
+    assert layer_maps.shape == (2, 1, 2, 96)
+    # Without the identity reshape_transform the layer (200 x 2 x 96) is refused, by name.
+    plain = explain_func("finer-cam", network.model, network.layer)
+    with pytest.raises(ValueError, match="layout"):
+        plain(network.model, network.images, targets)
+
+
+def test_paired_above_is_the_one_sided_exact_wilcoxon() -> None:
+    import analyses
+
+    # Three positive differences: the exact one-sided p is 1/2**3.
+    assert analyses.paired_above(np.array([10.0, 20, 31]), np.array([5.0, 5, 5])) == 0.125
+    assert analyses.paired_above(np.array([5.0, 5, 5]), np.array([10.0, 20, 31])) == 1.0
+    assert np.isnan(analyses.paired_above(np.ones(3), np.ones(3)))  # nothing to test

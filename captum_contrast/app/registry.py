@@ -10,6 +10,7 @@ derived from them, so a new metric is one file in ``metrics/`` and one line in `
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,27 +148,41 @@ def explain(
     layer: nn.Module,
     images: Tensor,
     targets: Tensor,
+    *,
+    init_kwargs: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> Tensor:
     """The map of method ``name`` for ``targets`` ``(B,)``, detached on the CPU.
 
-    ``overrides`` replace the method's default ``attribute`` arguments. The baselines
-    (Fake-CAM, the random map) return their maps at input resolution, the others at layer
-    resolution.
+    ``overrides`` replace the method's default ``attribute`` arguments; ``init_kwargs`` are
+    constructor extras (see :func:`constructor_kwargs`), e.g. ``{"reshape_transform": f}``
+    for a layer the automatic layout cannot read. The baselines (Fake-CAM, the random map)
+    return their maps at input resolution, the others at layer resolution.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.app.registry import explain
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+        ...     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+        >>> same = {"reshape_transform": lambda activations: activations}
+        >>> explain("minmax-cam", model, model[1], torch.rand(2, 1, 6, 6), torch.tensor([0, 2]),
+        ...         init_kwargs=same).shape
+        torch.Size([2, 1, 6, 6])
     """
     check_names([name])
     method = METHODS[name]
+    extras = constructor_kwargs(name, model, init_kwargs)
     if method.cls is None:
         assert method.baseline is not None
         return torch.as_tensor(method.baseline(model, images, targets))
     forward_func, arguments = forward_reading_scores(
         method.cls, model, {**method.kwargs, **overrides}
     )
-    maps = method.cls(forward_func, layer, **_init_kwargs(name, method, model)).attribute(
-        images, target=targets, **arguments
-    )
-    if not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
-        # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout.
+    maps = method.cls(forward_func, layer, **extras).attribute(images, target=targets, **arguments)
+    layout_aware = issubclass(method.cls, LayerContrastAttribution)
+    if not layout_aware and not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
+        # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout; this
+        # package's methods check the layout themselves, or follow a given reshape_transform.
         raise ValueError(
             f"{method.title} returned {tuple(maps.shape)}, not maps on the layer's grid (a "
             f"channels-last or token layer); use one of {_layout_aware()}, which recognise "
@@ -177,21 +192,68 @@ def explain(
 
 
 def explain_func(
-    name: str, model: nn.Module, layer: nn.Module, **overrides: Any
+    name: str,
+    model: nn.Module,
+    layer: nn.Module,
+    *,
+    init_kwargs: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> Callable[..., np.ndarray]:
     """Method ``name`` on ``model`` as a Quantus ``explain_func``, through the package's one
-    adapter, :func:`captum_contrast.metrics.explainer`."""
+    adapter, :func:`captum_contrast.metrics.explainer`; ``init_kwargs`` as in :func:`explain`."""
     check_names([name])
     method = METHODS[name]
+    extras = constructor_kwargs(name, model, init_kwargs)
     if method.cls is None:
         assert method.baseline is not None
         return method.baseline
-    return explainer(
-        method.cls,
-        layer=layer,
-        init_kwargs=_init_kwargs(name, method, model),
-        **{**method.kwargs, **overrides},
-    )
+    return explainer(method.cls, layer=layer, init_kwargs=extras, **{**method.kwargs, **overrides})
+
+
+def constructor_kwargs(
+    name: str, model: nn.Module, init_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The constructor extras of method ``name``: the ViT default merged with ``init_kwargs``.
+
+    A torchvision ViT gets :func:`~captum_contrast.transforms.vit_reshape_transform`;
+    ``init_kwargs`` (e.g. ``{"reshape_transform": f}``) are added and win over that default.
+    Captum's ``LayerGradCam`` takes no ``reshape_transform`` (it reads dim 1 of the layer's
+    output as channels), so one given for it is an error rather than dropped; keys the
+    class's constructor does not take are errors too. The model-free baselines ignore them.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.app.registry import constructor_kwargs
+        >>> model = torch.nn.Linear(2, 2)
+        >>> sorted(constructor_kwargs("contrast-grad-cam", model, {"reshape_transform": abs}))
+        ['reshape_transform']
+        >>> constructor_kwargs("grad-cam", model, {"reshape_transform": abs})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `init_kwargs['reshape_transform']` is not taken by grad-cam (Captum's ...
+    """
+    check_names([name])
+    method = METHODS[name]
+    given = dict(init_kwargs or {})
+    if method.cls is None:
+        return {}
+    if given.get("reshape_transform") is not None and not issubclass(
+        method.cls, LayerContrastAttribution
+    ):
+        raise ValueError(
+            f"`init_kwargs['reshape_transform']` is not taken by {name} (Captum's "
+            f"{method.cls.__name__} reads dim 1 of the layer's output as channels); use one "
+            f"of {_layout_aware()}, or no reshape_transform where the layer is channels-first"
+        )
+    accepted = set(inspect.signature(method.cls).parameters) - {"forward_func", "layer"}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(
+            f"`init_kwargs` has {unknown}, which {method.cls.__name__}'s constructor does not "
+            f"take; it takes {sorted(accepted)}"
+        )
+    vit = {} if "reshape_transform" in given else _init_kwargs(name, method, model)
+    return {**vit, **given}
 
 
 def _init_kwargs(name: str, method: Method, model: nn.Module) -> dict[str, Any]:

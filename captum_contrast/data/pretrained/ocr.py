@@ -108,7 +108,9 @@ def text_direction_model() -> PretrainedModel:
     """PaddleOCR's text-direction classifier: a line (48x192) -> logits for ``"0"``, ``"180"``.
 
     Explained at the last feature maps before the final max-pool (``nodes.hardswish_17``,
-    200 channels, 3x12).
+    200 channels on a 2x96 grid for a 48x192 line: strides 24 and 2, which the automatic
+    layout refuses; give this package's methods an identity ``reshape_transform``, as
+    ``benchmarks/_common.py`` does).
 
     Example:
         >>> net = text_direction_model()
