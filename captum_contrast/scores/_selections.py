@@ -1,4 +1,5 @@
-"""Selections of dense and sequence outputs: a region of a map, a step of a sequence."""
+"""Selections of dense and sequence outputs: a region of a map, a step of a sequence, and
+what a whole sequence holds (its best score per class over the steps)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from captum_contrast.scores._reading import (
     check_probability,
     copy_with,
     dense_output,
+    describe,
 )
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+PRESENCE_REDUCTIONS: tuple[str, ...] = ("max", "logsumexp")
 
 
 class RegionScores:
@@ -198,3 +201,72 @@ class StepScores:
 
     def __repr__(self) -> str:
         return f"StepScores(step={self.step.tolist()}, time_axis={self.time_axis})"
+
+
+class PresenceScores:
+    """Each class's best score over the time steps of a sequence, ``(B, T, V) -> (B, V)``.
+
+    Reads a sequence model as a **multi-label** classifier: a symbol is present in the
+    sequence as strongly as its best step says, ``max_t y_tv`` (multiple-instance learning's
+    max pooling). A text line read by a CTC recogniser becomes an image whose labels are the
+    characters it contains, which is what :class:`captum_contrast.MinMaxCAM` explains (pass
+    the label set as ``labels``: a sigmoid threshold on CTC logits is not a detection).
+    Gradients reach each class through its best step only; ``"logsumexp"``, a smooth
+    maximum, spreads them over every step in proportion to ``softmax_t(y_tv)``.
+
+    Args:
+        time_axis: ``1`` for ``(B, T, V)`` (default), ``0`` for ``(T, B, V)``.
+        reduction: ``"max"`` (default) or ``"logsumexp"`` (``log sum_t exp(y_tv)``, which
+            lies between the max and the max plus ``log T``).
+        probability: How presence scores become probabilities for the metrics:
+            ``"sigmoid"`` (default: one independent logit per label, as multi-label
+            classifiers have), ``"softmax"`` or ``"identity"`` (a sequence of
+            probabilities, whose best step is already a probability).
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.scores import PresenceScores
+        >>> outputs = torch.tensor([[[1.0, 5.0], [3.0, 0.0], [2.0, 4.0]]])  # (B=1, T=3, V=2)
+        >>> PresenceScores()(outputs)                              # best step per symbol
+        tensor([[3., 5.]])
+        >>> PresenceScores(reduction="logsumexp")(outputs).round(decimals=4)
+        tensor([[3.4076, 5.3182]])
+    """
+
+    per_example = False
+
+    def __init__(
+        self,
+        time_axis: int = 1,
+        reduction: str = "max",
+        *,
+        probability: Probability | None = "sigmoid",
+    ) -> None:
+        if time_axis not in (0, 1) or isinstance(time_axis, bool):
+            raise ValueError(
+                f"`time_axis` must be 1 for (B, T, V) or 0 for (T, B, V), got {time_axis!r}"
+            )
+        if reduction not in PRESENCE_REDUCTIONS:
+            raise ValueError(
+                f"`reduction` must be one of {PRESENCE_REDUCTIONS}, got {reduction!r}"
+            )
+        self.time_axis = time_axis
+        self.reduction = reduction
+        self.probability = check_probability(probability)
+
+    def __call__(self, outputs: Any) -> Tensor:
+        sequence = dense_output(outputs, "PresenceScores")
+        if sequence.dim() != 3 or sequence.shape[self.time_axis] == 0:
+            raise ValueError(
+                "PresenceScores reads sequence outputs (B, T, V) (or (T, B, V) with "
+                f"time_axis=0) with at least one step, got {describe(sequence)}"
+            )
+        if self.reduction == "max":
+            return sequence.amax(dim=self.time_axis)
+        return sequence.logsumexp(dim=self.time_axis)
+
+    def subset(self, index: Tensor) -> PresenceScores:
+        return self
+
+    def __repr__(self) -> str:
+        return f"PresenceScores(time_axis={self.time_axis}, reduction={self.reduction!r})"
