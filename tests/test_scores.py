@@ -20,6 +20,7 @@ from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, Opti
 from captum_contrast.scores import (
     BoxScores,
     ClassScores,
+    PresenceScores,
     RegionScores,
     SimilarityScores,
     StepScores,
@@ -119,6 +120,12 @@ CASES = {
     "step": (SequenceNet, {}, lambda: StepScores(2)),
     "step-per-example": (SequenceNet, {}, lambda: StepScores([0, 3, 7])),
     "step-time-first": (SequenceNet, {"time_first": True}, lambda: StepScores(5, time_axis=0)),
+    "presence": (SequenceNet, {}, lambda: PresenceScores()),
+    "presence-smooth-time-first": (
+        SequenceNet,
+        {"time_first": True},
+        lambda: PresenceScores(time_axis=0, reduction="logsumexp"),
+    ),
     "box": (
         DetectorNet,
         {},
@@ -189,6 +196,22 @@ def test_region_scores_are_the_masked_mean_by_hand() -> None:
     )
 
 
+def test_presence_scores_are_each_symbols_best_step_by_hand() -> None:
+    outputs = torch.tensor(
+        [[[1.0, -2.0, 0.5], [4.0, -3.0, 0.5], [2.0, -1.0, 0.0]]], requires_grad=True
+    )  # (B=1, T=3, V=3)
+    best = PresenceScores()(outputs)
+    torch.testing.assert_close(best, torch.tensor([[4.0, -1.0, 0.5]]))
+    best[0, 0].backward()  # the gradient reaches symbol 0 through its best step (1) only
+    assert outputs.grad[0].nonzero().tolist() == [[1, 0]]
+    # logsumexp over the steps: symbol 1 is -1 + log(1 + e^-1 + e^-2) = -0.5924
+    smooth = PresenceScores(reduction="logsumexp")(outputs.detach())
+    torch.testing.assert_close(smooth[0, 1], torch.tensor(-0.59239), atol=1e-5, rtol=0)
+    time_first = PresenceScores(time_axis=0)(outputs.detach().transpose(0, 1))
+    torch.testing.assert_close(time_first, best.detach())
+    assert PresenceScores().probability == "sigmoid" and not PresenceScores().per_example
+
+
 def test_box_scores_pick_the_most_overlapping_prediction() -> None:
     predictions = torch.tensor(
         [
@@ -227,6 +250,8 @@ def test_similarity_scores_are_cosines() -> None:
         (StepScores(9), torch.zeros(2, 9, 4), r"`step` 9 is out of range.*9 time steps"),
         (StepScores([1, 2, 3]), torch.zeros(2, 9, 4), r"`step` holds 3 entries"),
         (StepScores(1), torch.zeros(2, 9), r"\(B, T, V\)"),
+        (PresenceScores(), torch.zeros(2, 9), r"PresenceScores reads sequence outputs"),
+        (PresenceScores(), torch.zeros(2, 0, 4), r"at least one step"),
         (BoxScores(torch.ones(3, 4).cumsum(1)), torch.zeros(2, 5, 7), r"`boxes` holds 3 entries"),
         (BoxScores([0.0, 0, 1, 1]), torch.zeros(2, 5, 4), r"4 \+ C"),
         (SimilarityScores(torch.ones(3, 5)), torch.zeros(2, 4), r"dimension 5.*have 4"),
@@ -260,6 +285,9 @@ def test_bad_selections_raise_naming_the_argument(scores, outputs, message) -> N
         (lambda: StepScores(True), TypeError, "`step` must be an int"),
         (lambda: StepScores(-1), ValueError, "`step` must be >= 0"),
         (lambda: StepScores(1, time_axis=2), ValueError, "`time_axis`"),
+        (lambda: PresenceScores(time_axis=2), ValueError, "`time_axis` must be 1"),
+        (lambda: PresenceScores(reduction="mean"), ValueError, "`reduction` must be one of"),
+        (lambda: PresenceScores(probability="max"), ValueError, "`probability`"),
         (lambda: BoxScores(torch.ones(2, 5)), ValueError, r"`boxes` must be \(B, 4\)"),
         (lambda: BoxScores([4.0, 0, 1, 1]), ValueError, "x2 >= x1"),
         (lambda: BoxScores([0.0, 0, 1, 1], iou_threshold=1.5), ValueError, "`iou_threshold`"),
