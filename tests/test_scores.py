@@ -200,16 +200,29 @@ def test_presence_scores_are_each_symbols_best_step_by_hand() -> None:
     outputs = torch.tensor(
         [[[1.0, -2.0, 0.5], [4.0, -3.0, 0.5], [2.0, -1.0, 0.0]]], requires_grad=True
     )  # (B=1, T=3, V=3)
-    best = PresenceScores()(outputs)
+    raw = PresenceScores(log_softmax=False)
+    best = raw(outputs)
     torch.testing.assert_close(best, torch.tensor([[4.0, -1.0, 0.5]]))
     best[0, 0].backward()  # the gradient reaches symbol 0 through its best step (1) only
     assert outputs.grad[0].nonzero().tolist() == [[1, 0]]
     # logsumexp over the steps: symbol 1 is -1 + log(1 + e^-1 + e^-2) = -0.5924
-    smooth = PresenceScores(reduction="logsumexp")(outputs.detach())
+    smooth = PresenceScores(reduction="logsumexp", log_softmax=False)(outputs.detach())
     torch.testing.assert_close(smooth[0, 1], torch.tensor(-0.59239), atol=1e-5, rtol=0)
-    time_first = PresenceScores(time_axis=0)(outputs.detach().transpose(0, 1))
-    torch.testing.assert_close(time_first, best.detach())
-    assert PresenceScores().probability == "sigmoid" and not PresenceScores().per_example
+    # per-step log-probabilities: the best step is where the symbol wins, not its largest
+    # logit. Steps [0, 2] and [5, 3]: symbol 1's largest logit is at step 1 (3 < 5 there),
+    # its best probability at step 0, sigmoid(2); symbol 0's at step 1, sigmoid(5 - 3).
+    crossed = torch.tensor([[[0.0, 2.0], [5.0, 3.0]]], requires_grad=True)
+    log_p = PresenceScores()(crossed)
+    torch.testing.assert_close(log_p, torch.log(torch.sigmoid(torch.tensor([[2.0, 2.0]]))))
+    log_p[0, 1].backward()
+    assert crossed.grad[0, 1].abs().sum() == 0 and crossed.grad[0, 0].abs().sum() > 0
+    torch.testing.assert_close(
+        PresenceScores(log_softmax=False)(crossed), torch.tensor([[5.0, 3.0]])
+    )
+    time_first = PresenceScores(time_axis=0)(crossed.detach().transpose(0, 1))
+    torch.testing.assert_close(time_first, log_p.detach())
+    assert (PresenceScores().probability, raw.probability) == ("exp", "sigmoid")
+    assert PresenceScores(probability="identity").probability == "identity"
 
 
 def test_box_scores_pick_the_most_overlapping_prediction() -> None:
@@ -288,6 +301,7 @@ def test_bad_selections_raise_naming_the_argument(scores, outputs, message) -> N
         (lambda: PresenceScores(time_axis=2), ValueError, "`time_axis` must be 1"),
         (lambda: PresenceScores(reduction="mean"), ValueError, "`reduction` must be one of"),
         (lambda: PresenceScores(probability="max"), ValueError, "`probability`"),
+        (lambda: PresenceScores(log_softmax=1), TypeError, "`log_softmax` must be a bool"),
         (lambda: BoxScores(torch.ones(2, 5)), ValueError, r"`boxes` must be \(B, 4\)"),
         (lambda: BoxScores([4.0, 0, 1, 1]), ValueError, "x2 >= x1"),
         (lambda: BoxScores([0.0, 0, 1, 1], iou_threshold=1.5), ValueError, "`iou_threshold`"),

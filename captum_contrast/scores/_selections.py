@@ -204,32 +204,45 @@ class StepScores:
 
 
 class PresenceScores:
-    """Each class's best score over the time steps of a sequence, ``(B, T, V) -> (B, V)``.
+    """Each symbol's best score over the time steps of a sequence, ``(B, T, V) -> (B, V)``.
 
     Reads a sequence model as a **multi-label** classifier: a symbol is present in the
-    sequence as strongly as its best step says, ``max_t y_tv`` (multiple-instance learning's
-    max pooling). A text line read by a CTC recogniser becomes an image whose labels are the
-    characters it contains, which is what :class:`captum_contrast.MinMaxCAM` explains (pass
-    the label set as ``labels``: a sigmoid threshold on CTC logits is not a detection).
-    Gradients reach each class through its best step only; ``"logsumexp"``, a smooth
-    maximum, spreads them over every step in proportion to ``softmax_t(y_tv)``.
+    sequence as strongly as its best step says (multiple-instance learning's max pooling).
+    A text line read by a CTC recogniser becomes an image whose labels are the characters
+    it contains, which is what :class:`captum_contrast.MinMaxCAM` explains (pass the label
+    set as ``labels``: a sigmoid threshold on these scores is not a detection).
+
+    By default each step's scores are first normalised over the ``V`` symbols
+    (``log_softmax``), so a symbol's score is its best **log-probability**,
+    ``max_t log p_t(v)``, and its best step is where the model reads it. Raw logits are not
+    comparable across steps: on PP-OCRv4's recogniser, for 8 of the 94 characters that
+    ``benchmarks/ocr_minmax.py`` explains, the largest logit lies outside the steps where
+    the character is read (the blank's logit is larger still there); the largest
+    log-probability never does.
+    Gradients reach each symbol through its best step only; ``"logsumexp"``, a smooth
+    maximum, spreads them over every step in proportion to ``softmax_t``.
 
     Args:
         time_axis: ``1`` for ``(B, T, V)`` (default), ``0`` for ``(T, B, V)``.
-        reduction: ``"max"`` (default) or ``"logsumexp"`` (``log sum_t exp(y_tv)``, which
+        reduction: ``"max"`` (default) or ``"logsumexp"`` (``log sum_t exp(s_tv)``, which
             lies between the max and the max plus ``log T``).
-        probability: How presence scores become probabilities for the metrics:
-            ``"sigmoid"`` (default: one independent logit per label, as multi-label
-            classifiers have), ``"softmax"`` or ``"identity"`` (a sequence of
-            probabilities, whose best step is already a probability).
+        log_softmax: Normalise each step over the symbols first (default ``True``: the
+            sequence holds per-step logits or log-probabilities); ``False`` reads the
+            sequence's values as they are.
+        probability: How presence scores become probabilities for the metrics. ``None``
+            (default) follows ``log_softmax``: ``"exp"`` (the best step's probability,
+            ``max_t p_t(v)``) with it, ``"sigmoid"`` (one logit per label) without. Pass
+            ``"identity"`` for a sequence of probabilities read with ``log_softmax=False``.
 
     Example:
         >>> import torch
         >>> from captum_contrast.scores import PresenceScores
         >>> outputs = torch.tensor([[[1.0, 5.0], [3.0, 0.0], [2.0, 4.0]]])  # (B=1, T=3, V=2)
-        >>> PresenceScores()(outputs)                              # best step per symbol
+        >>> PresenceScores(log_softmax=False)(outputs)             # best step per symbol
         tensor([[3., 5.]])
-        >>> PresenceScores(reduction="logsumexp")(outputs).round(decimals=4)
+        >>> PresenceScores()(outputs).exp()                        # best step's probability
+        tensor([[0.9526, 0.9820]])
+        >>> PresenceScores(log_softmax=False, reduction="logsumexp")(outputs).round(decimals=4)
         tensor([[3.4076, 5.3182]])
     """
 
@@ -240,19 +253,22 @@ class PresenceScores:
         time_axis: int = 1,
         reduction: str = "max",
         *,
-        probability: Probability | None = "sigmoid",
+        log_softmax: bool = True,
+        probability: Probability | None = None,
     ) -> None:
         if time_axis not in (0, 1) or isinstance(time_axis, bool):
             raise ValueError(
                 f"`time_axis` must be 1 for (B, T, V) or 0 for (T, B, V), got {time_axis!r}"
             )
         if reduction not in PRESENCE_REDUCTIONS:
-            raise ValueError(
-                f"`reduction` must be one of {PRESENCE_REDUCTIONS}, got {reduction!r}"
-            )
+            raise ValueError(f"`reduction` must be one of {PRESENCE_REDUCTIONS}, got {reduction!r}")
+        if not isinstance(log_softmax, bool):
+            raise TypeError(f"`log_softmax` must be a bool, got {log_softmax!r}")
         self.time_axis = time_axis
         self.reduction = reduction
-        self.probability = check_probability(probability)
+        self.log_softmax = log_softmax
+        default = "exp" if log_softmax else "sigmoid"
+        self.probability = check_probability(probability) or default
 
     def __call__(self, outputs: Any) -> Tensor:
         sequence = dense_output(outputs, "PresenceScores")
@@ -261,6 +277,8 @@ class PresenceScores:
                 "PresenceScores reads sequence outputs (B, T, V) (or (T, B, V) with "
                 f"time_axis=0) with at least one step, got {describe(sequence)}"
             )
+        if self.log_softmax:
+            sequence = sequence.log_softmax(dim=2)
         if self.reduction == "max":
             return sequence.amax(dim=self.time_axis)
         return sequence.logsumexp(dim=self.time_axis)
@@ -269,4 +287,7 @@ class PresenceScores:
         return self
 
     def __repr__(self) -> str:
-        return f"PresenceScores(time_axis={self.time_axis}, reduction={self.reduction!r})"
+        return (
+            f"PresenceScores(time_axis={self.time_axis}, reduction={self.reduction!r}, "
+            f"log_softmax={self.log_softmax})"
+        )
