@@ -6,8 +6,8 @@ multi-label classifier ships offline, but a line read by PP-OCRv4's CTC recognis
 (``data.pretrained.text_recognition_model``) is a real multi-label input:
 
 - **labels**: the distinct characters the recogniser reads in the line (spaces left out: a
-  gap is no object), each scored by its best per-step log-probability
-  (``scores.PresenceScores()``). All of them form MinMax's label set ``C_x`` (the "other
+  gap is no object), each scored by its logit at the step where it is most probable
+  (``scores.PresenceScores()``; two other readings are checked too). All of them form MinMax's label set ``C_x`` (the "other
   detected labels"); the labels explained are those read at most ``MAX_READ`` times, since
   a letter read five times has no one place to point at.
 - **where each label is**: the recogniser's own alignment. Greedy CTC emits each character
@@ -62,6 +62,10 @@ METHODS = ("Grad-CAM", "MinMax-CAM", "D-MinMax-CAM", "CASE shared (vs other labe
 CHANCE = "uniform map (chance)"
 MEASURES = ("own-label energy % ↑", "other-label energy % ↓", "pointing game % ↑")
 FIGURE = (1, "kc")  # line 1's "markers" and "coins": each read once
+OTHER_READINGS = {  # how a character's presence is read, besides PresenceScores()' default
+    'its largest logit (`best_step="score"`)': PresenceScores(best_step="score"),
+    "its best log-probability (`log_softmax=True`)": PresenceScores(log_softmax=True),
+}
 
 
 def owners(emitted: Sequence[int], steps: int, radius: int = RADIUS) -> np.ndarray:
@@ -123,9 +127,11 @@ def read_line(recogniser, index: int) -> Line:
     return Line(index, x, reading.text, reading.steps, logits.shape[1])
 
 
-def explain(method: str, recogniser, line: Line, labels: Sequence[str]) -> np.ndarray:
+def explain(
+    method: str, recogniser, line: Line, labels: Sequence[str], presence: PresenceScores
+) -> np.ndarray:
     """``(len(labels), 1, 3, W / 4)`` maps of ``method``, one per label of ``line``."""
-    model, names, presence = recogniser.model, recogniser.class_names, PresenceScores()
+    model, names = recogniser.model, recogniser.class_names
     layer = model.get_submodule(recogniser.layer)
     batch = line.x.expand(len(labels), -1, -1, -1)
     targets = torch.tensor([names.index(c) for c in labels])
@@ -153,13 +159,21 @@ def explain(method: str, recogniser, line: Line, labels: Sequence[str]) -> np.nd
     return maps.detach().numpy()
 
 
-def measure(recogniser, lines: list[Line], methods: Sequence[str], limit: int | None) -> tuple:
+def measure(
+    recogniser,
+    lines: list[Line],
+    methods: Sequence[str],
+    limit: int | None = None,
+    presence: PresenceScores | None = None,
+) -> tuple:
     """Per-label records ``{line, label, read, method: (own, other, hit)}``, and the maps."""
-    records, kept = [], {}
+    records, kept, presence = [], {}, presence or PresenceScores()
     for line in lines:
         labels = line.explained[:limit]
         print(f"line {line.index}: {line.text!r}, {len(labels)} labels", flush=True)
-        kept[line.index] = maps = {m: explain(m, recogniser, line, labels) for m in methods}
+        kept[line.index] = maps = {
+            m: explain(m, recogniser, line, labels, presence) for m in methods
+        }
         for b, label in enumerate(labels):
             own, other = line.span({label}), line.span(set(line.characters) - {label})
             record = {"line": line.index, "label": label, "read": line.text.count(label)}
@@ -270,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print("\n".join([verdict(records, len(lines)), *table]))
         return 0
+    readings = {}  # does the answer depend on how a character's presence is read?
+    for reading, presence in OTHER_READINGS.items():
+        readings[reading] = measure(recogniser, lines, METHODS[:2], presence=presence)[0]
     per_label = [f"| line | label | read | own % ({' / '.join(methods)}) | other % |"]
     per_label += ["|---:|---|---:|---|---|"] + [
         f"| {r['line']} | `{r['label']}` | {r['read']} | "
@@ -290,11 +307,17 @@ def main(argv: list[str] | None = None) -> int:
         "## Summary",
         "",
         *[f"- {verdict(records, len(lines), m)}" for m in methods[1:3]],
+        *[f"- Read as {k}: {verdict(v, len(lines))}" for k, v in readings.items()],
         "",
         *table,
         "",
         "![Grad-CAM against MinMax-CAM on two characters of a line](ocr_minmax.png)",
         "",
+    ]
+    for reading, other in readings.items():
+        text += [f"## A character's presence read as {reading}", ""]
+        text += [*summary_table(other, METHODS[:2]), ""]
+    text += [
         "## Lines",
         "",
         "| line | read as | labels explained |",

@@ -22,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 # case_projection.py asked network by network; they stay for their extra analyses (torchcam
 # cross-check, binary networks, CASE's projection cosine).
 SCRIPTS = {
+    # before the head-to-head, whose report ends with its summary (the multi-label row)
+    "ocr_minmax.py": "ocr_minmax.md, ocr_minmax.png",
     "contrastive.py": "contrastive.md, contrastive.png",
     "speed.py": "speed.md",
     "model_zoo.py": "model_zoo.md",

@@ -121,10 +121,10 @@ CASES = {
     "step-per-example": (SequenceNet, {}, lambda: StepScores([0, 3, 7])),
     "step-time-first": (SequenceNet, {"time_first": True}, lambda: StepScores(5, time_axis=0)),
     "presence": (SequenceNet, {}, lambda: PresenceScores()),
-    "presence-smooth-time-first": (
+    "presence-log-score-time-first": (
         SequenceNet,
         {"time_first": True},
-        lambda: PresenceScores(time_axis=0, reduction="logsumexp"),
+        lambda: PresenceScores(time_axis=0, best_step="score", log_softmax=True),
     ),
     "box": (
         DetectorNet,
@@ -197,31 +197,27 @@ def test_region_scores_are_the_masked_mean_by_hand() -> None:
 
 
 def test_presence_scores_are_each_symbols_best_step_by_hand() -> None:
-    outputs = torch.tensor(
-        [[[1.0, -2.0, 0.5], [4.0, -3.0, 0.5], [2.0, -1.0, 0.0]]], requires_grad=True
-    )  # (B=1, T=3, V=3)
-    raw = PresenceScores(log_softmax=False)
-    best = raw(outputs)
-    torch.testing.assert_close(best, torch.tensor([[4.0, -1.0, 0.5]]))
-    best[0, 0].backward()  # the gradient reaches symbol 0 through its best step (1) only
-    assert outputs.grad[0].nonzero().tolist() == [[1, 0]]
-    # logsumexp over the steps: symbol 1 is -1 + log(1 + e^-1 + e^-2) = -0.5924
-    smooth = PresenceScores(reduction="logsumexp", log_softmax=False)(outputs.detach())
-    torch.testing.assert_close(smooth[0, 1], torch.tensor(-0.59239), atol=1e-5, rtol=0)
-    # per-step log-probabilities: the best step is where the symbol wins, not its largest
-    # logit. Steps [0, 2] and [5, 3]: symbol 1's largest logit is at step 1 (3 < 5 there),
-    # its best probability at step 0, sigmoid(2); symbol 0's at step 1, sigmoid(5 - 3).
-    crossed = torch.tensor([[[0.0, 2.0], [5.0, 3.0]]], requires_grad=True)
-    log_p = PresenceScores()(crossed)
-    torch.testing.assert_close(log_p, torch.log(torch.sigmoid(torch.tensor([[2.0, 2.0]]))))
-    log_p[0, 1].backward()
-    assert crossed.grad[0, 1].abs().sum() == 0 and crossed.grad[0, 0].abs().sum() > 0
-    torch.testing.assert_close(
-        PresenceScores(log_softmax=False)(crossed), torch.tensor([[5.0, 3.0]])
+    # Steps [0, 2] and [5, 3]: symbol 1's largest logit is 3 (step 1, where symbol 0 wins
+    # with p = sigmoid(2)); its most probable step is step 0 (p = sigmoid(2)), logit 2.
+    outputs = torch.tensor([[[0.0, 2.0], [5.0, 3.0]]], requires_grad=True)
+    best = PresenceScores()(outputs)
+    torch.testing.assert_close(best, torch.tensor([[5.0, 2.0]]))
+    best[0, 1].backward()  # the gradient reaches symbol 1 through step 0 only
+    assert outputs.grad[0].nonzero().tolist() == [[0, 1]]
+    by_score = PresenceScores(best_step="score")(outputs.detach())
+    torch.testing.assert_close(by_score, torch.tensor([[5.0, 3.0]]))
+    log_p = PresenceScores(log_softmax=True)(outputs.detach())  # log sigmoid(2) = -0.126928
+    torch.testing.assert_close(log_p, torch.full((1, 2), -0.126928), atol=1e-6, rtol=0)
+    torch.testing.assert_close(PresenceScores(best_step="score", log_softmax=True)(outputs), log_p)
+    time_first = PresenceScores(time_axis=0)(outputs.detach().transpose(0, 1))
+    torch.testing.assert_close(time_first, best.detach())
+    three = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 4.0, 3.0], [0.0, 0.0, 1.0]]])
+    # symbol 2: step 1 has logit 3 but p 0.26, step 2 logit 1 and p 0.58: its score is 1
+    torch.testing.assert_close(PresenceScores()(three), torch.tensor([[1.0, 4.0, 1.0]]))
+    assert (PresenceScores().probability, PresenceScores(log_softmax=True).probability) == (
+        "sigmoid",
+        "exp",
     )
-    time_first = PresenceScores(time_axis=0)(crossed.detach().transpose(0, 1))
-    torch.testing.assert_close(time_first, log_p.detach())
-    assert (PresenceScores().probability, raw.probability) == ("exp", "sigmoid")
     assert PresenceScores(probability="identity").probability == "identity"
 
 
@@ -299,7 +295,7 @@ def test_bad_selections_raise_naming_the_argument(scores, outputs, message) -> N
         (lambda: StepScores(-1), ValueError, "`step` must be >= 0"),
         (lambda: StepScores(1, time_axis=2), ValueError, "`time_axis`"),
         (lambda: PresenceScores(time_axis=2), ValueError, "`time_axis` must be 1"),
-        (lambda: PresenceScores(reduction="mean"), ValueError, "`reduction` must be one of"),
+        (lambda: PresenceScores(best_step="max"), ValueError, "`best_step` must be one of"),
         (lambda: PresenceScores(probability="max"), ValueError, "`probability`"),
         (lambda: PresenceScores(log_softmax=1), TypeError, "`log_softmax` must be a bool"),
         (lambda: BoxScores(torch.ones(2, 5)), ValueError, r"`boxes` must be \(B, 4\)"),
