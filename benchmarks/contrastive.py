@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(blocks + peers))
         return 0
     verdicts = [verdict(name, results) for name, results in all_results.items()]
+    verdicts += ocr_minmax_summary(verdict_only=True)  # the multi-label row's verdict
     text = "\n".join(
         [
             "# Head-to-head: class sensitivity against fidelity on real networks",

@@ -262,14 +262,22 @@ def plot(line: Line, labels: list[str], maps: dict[str, np.ndarray], path: Path)
     plt.close(fig)
 
 
-def summary(path: Path = RESULTS / "ocr_minmax.md") -> list[str]:
-    """The summary section of ``results/ocr_minmax.md``, for the head-to-head's report."""
+def summary(path: Path = RESULTS / "ocr_minmax.md", verdict_only: bool = False) -> list[str]:
+    """The summary section of ``results/ocr_minmax.md``, for the head-to-head's report
+    (``verdict_only``: its MinMax-CAM verdict, as one line of the report's verdicts)."""
     head = ["## MinMax-CAM on a real multi-label input: lines of text", ""]
     if not path.exists():
-        return head + ["Not measured yet: run `python benchmarks/ocr_minmax.py`."]
+        missing = "MinMax-CAM on text lines: not measured yet, run `benchmarks/ocr_minmax.py`."
+        return [f"- {missing}"] if verdict_only else head + [missing]
     text = path.read_text(encoding="utf-8").split("## Summary\n", 1)[-1].split("\n## ")[0]
-    body = [ln for ln in text.strip().splitlines() if not ln.startswith("![")]
-    return head + body + ["", "Lines, labels and definitions: [ocr_minmax](ocr_minmax.md)."]
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("![")).strip()
+    if verdict_only:
+        return [f"- **PP-OCRv4 recogniser (text lines, multi-label)**: {body.splitlines()[0][2:]}"]
+    return (
+        head
+        + body.splitlines()
+        + ["", "Lines, labels and definitions: [ocr_minmax](ocr_minmax.md)."]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

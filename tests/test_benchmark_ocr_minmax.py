@@ -65,3 +65,22 @@ def test_quick_run_measures_three_characters_of_the_title() -> None:
     assert set(rows) >= {"| Grad-CAM", "| MinMax-CAM", "| uniform map (chance)"}
     # '-', 'R', 'a' own 4, 3 and 5 of the title's 82 steps: a uniform map's share, median 4/82
     assert rows["| uniform map (chance)"].startswith("| uniform map (chance) | 4.9 [3.7, 6.1]")
+
+
+def test_summary_hands_the_head_to_head_its_section_and_verdict(tmp_path: Path) -> None:
+    report = tmp_path / "ocr_minmax.md"
+    report.write_text(
+        "# T\n\nintro\n\n## Summary\n\n- **verdict**\n- b\n\n| t |\n\n![f](f.png)\n\n## Lines\nx\n"
+    )
+    section = ocr_minmax.summary(report)
+    assert section[0].startswith("## MinMax-CAM") and section[2:6] == [
+        "- **verdict**",
+        "- b",
+        "",
+        "| t |",
+    ]
+    assert not any(line.startswith("![") or line == "x" for line in section)
+    assert ocr_minmax.summary(report, verdict_only=True) == [
+        "- **PP-OCRv4 recogniser (text lines, multi-label)**: **verdict**"
+    ]
+    assert "not measured yet" in ocr_minmax.summary(tmp_path / "absent.md", verdict_only=True)[0]
