@@ -295,7 +295,7 @@ edge cuts (the recogniser reads its ``>>>`` as ``ma`` and drops the ``=``)."""
 def page_line(index: int = 1) -> np.ndarray:
     """One printed line of scikit-image's ``page`` scan, ``(rows, 384)`` ``uint8`` grey.
 
-    ``index`` counts the lines of :data:`PAGE_LINES` from 0 (the title). Line 1 (the
+    ``index`` counts the lines of ``PAGE_LINES`` from 0 (the title). Line 1 (the
     default) reads "Let us first determine markers of the coins and the".
 
     Example:
