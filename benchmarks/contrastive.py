@@ -27,6 +27,8 @@ Columns (per network, medians or means with 95% bootstrap intervals):
 Run ``python benchmarks/contrastive.py`` (``--quick``: 4 images, one network, 3 maps, nothing
 written);
 it writes ``benchmarks/results/contrastive.md`` and ``contrastive.png``.
+The report ends with the multi-label row, MinMax-CAM on the characters of real text lines,
+read from ``ocr_minmax.py``'s results.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from _common import (  # noqa: E402
     with_ci,
     write_result,
 )
+from ocr_minmax import summary as ocr_minmax_summary  # noqa: E402
 
 from captum_contrast.app.registry import explain_func  # noqa: E402
 from captum_contrast.metrics import (  # noqa: E402
@@ -333,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(blocks + peers))
         return 0
     verdicts = [verdict(name, results) for name, results in all_results.items()]
+    verdicts += ocr_minmax_summary(verdict_only=True)  # the multi-label row's verdict
     text = "\n".join(
         [
             "# Head-to-head: class sensitivity against fidelity on real networks",
@@ -364,8 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|---|",
             *peers,
             "",
-            "MinMax-CAM on a real multi-label input (the text recogniser of the any-output "
-            "issue) is left: the recogniser port is not on main yet.",
+            *ocr_minmax_summary(),  # the multi-label row: written by benchmarks/ocr_minmax.py
         ]
     )
     print(text)

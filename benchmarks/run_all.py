@@ -22,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 # scripts used to ask (CASE's class sensitivity, Opti-CAM's AD / AG / AI); analyses.py keeps
 # what it does not run (CASE's projection cosine, the binary networks, torchcam cross-check).
 SCRIPTS = {
+    # before the head-to-head, whose report ends with its summary (the multi-label row)
+    "ocr_minmax.py": "ocr_minmax.md, ocr_minmax.png",
     "contrastive.py": "contrastive.md, contrastive.png",
     "analyses.py": "analyses.md",
     "speed.py": "speed.md",

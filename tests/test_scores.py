@@ -20,6 +20,7 @@ from captum_contrast import ContrastGradCAM, DifferenceSalience, MinMaxCAM, Opti
 from captum_contrast.scores import (
     BoxScores,
     ClassScores,
+    PresenceScores,
     RegionScores,
     SimilarityScores,
     StepScores,
@@ -119,6 +120,12 @@ CASES = {
     "step": (SequenceNet, {}, lambda: StepScores(2)),
     "step-per-example": (SequenceNet, {}, lambda: StepScores([0, 3, 7])),
     "step-time-first": (SequenceNet, {"time_first": True}, lambda: StepScores(5, time_axis=0)),
+    "presence": (SequenceNet, {}, lambda: PresenceScores()),
+    "presence-log-score-time-first": (
+        SequenceNet,
+        {"time_first": True},
+        lambda: PresenceScores(time_axis=0, best_step="score", log_softmax=True),
+    ),
     "box": (
         DetectorNet,
         {},
@@ -189,6 +196,31 @@ def test_region_scores_are_the_masked_mean_by_hand() -> None:
     )
 
 
+def test_presence_scores_are_each_symbols_best_step_by_hand() -> None:
+    # Steps [0, 2] and [5, 3]: symbol 1's largest logit is 3 (step 1, where symbol 0 wins
+    # with p = sigmoid(2)); its most probable step is step 0 (p = sigmoid(2)), logit 2.
+    outputs = torch.tensor([[[0.0, 2.0], [5.0, 3.0]]], requires_grad=True)
+    best = PresenceScores()(outputs)
+    torch.testing.assert_close(best, torch.tensor([[5.0, 2.0]]))
+    best[0, 1].backward()  # the gradient reaches symbol 1 through step 0 only
+    assert outputs.grad[0].nonzero().tolist() == [[0, 1]]
+    by_score = PresenceScores(best_step="score")(outputs.detach())
+    torch.testing.assert_close(by_score, torch.tensor([[5.0, 3.0]]))
+    log_p = PresenceScores(log_softmax=True)(outputs.detach())  # log sigmoid(2) = -0.126928
+    torch.testing.assert_close(log_p, torch.full((1, 2), -0.126928), atol=1e-6, rtol=0)
+    torch.testing.assert_close(PresenceScores(best_step="score", log_softmax=True)(outputs), log_p)
+    time_first = PresenceScores(time_axis=0)(outputs.detach().transpose(0, 1))
+    torch.testing.assert_close(time_first, best.detach())
+    three = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 4.0, 3.0], [0.0, 0.0, 1.0]]])
+    # symbol 2: step 1 has logit 3 but p 0.26, step 2 logit 1 and p 0.58: its score is 1
+    torch.testing.assert_close(PresenceScores()(three), torch.tensor([[1.0, 4.0, 1.0]]))
+    assert (PresenceScores().probability, PresenceScores(log_softmax=True).probability) == (
+        "sigmoid",
+        "exp",
+    )
+    assert PresenceScores(probability="identity").probability == "identity"
+
+
 def test_box_scores_pick_the_most_overlapping_prediction() -> None:
     predictions = torch.tensor(
         [
@@ -227,6 +259,8 @@ def test_similarity_scores_are_cosines() -> None:
         (StepScores(9), torch.zeros(2, 9, 4), r"`step` 9 is out of range.*9 time steps"),
         (StepScores([1, 2, 3]), torch.zeros(2, 9, 4), r"`step` holds 3 entries"),
         (StepScores(1), torch.zeros(2, 9), r"\(B, T, V\)"),
+        (PresenceScores(), torch.zeros(2, 9), r"PresenceScores reads sequence outputs"),
+        (PresenceScores(), torch.zeros(2, 0, 4), r"at least one step"),
         (BoxScores(torch.ones(3, 4).cumsum(1)), torch.zeros(2, 5, 7), r"`boxes` holds 3 entries"),
         (BoxScores([0.0, 0, 1, 1]), torch.zeros(2, 5, 4), r"4 \+ C"),
         (SimilarityScores(torch.ones(3, 5)), torch.zeros(2, 4), r"dimension 5.*have 4"),
@@ -260,6 +294,10 @@ def test_bad_selections_raise_naming_the_argument(scores, outputs, message) -> N
         (lambda: StepScores(True), TypeError, "`step` must be an int"),
         (lambda: StepScores(-1), ValueError, "`step` must be >= 0"),
         (lambda: StepScores(1, time_axis=2), ValueError, "`time_axis`"),
+        (lambda: PresenceScores(time_axis=2), ValueError, "`time_axis` must be 1"),
+        (lambda: PresenceScores(best_step="max"), ValueError, "`best_step` must be one of"),
+        (lambda: PresenceScores(probability="max"), ValueError, "`probability`"),
+        (lambda: PresenceScores(log_softmax=1), TypeError, "`log_softmax` must be a bool"),
         (lambda: BoxScores(torch.ones(2, 5)), ValueError, r"`boxes` must be \(B, 4\)"),
         (lambda: BoxScores([4.0, 0, 1, 1]), ValueError, "x2 >= x1"),
         (lambda: BoxScores([0.0, 0, 1, 1], iou_threshold=1.5), ValueError, "`iou_threshold`"),

@@ -12,6 +12,8 @@ metric works unchanged on top of it:
   region.
 - :class:`StepScores`: sequences ``(B, T, V)`` (CTC recognisers, token classifiers) -> the
   scores at one time step.
+- :class:`PresenceScores`: sequences ``(B, T, V)`` -> each symbol's best score over the
+  steps: a text line read as a multi-label input (the characters it contains).
 - :class:`BoxScores`: dense detections ``(B, N, 4 + C)`` -> the class scores of the
   prediction that overlaps a given box most.
 - :class:`SimilarityScores`: embeddings ``(B, D)`` -> cosine similarity to ``C`` reference
@@ -51,12 +53,13 @@ from captum_contrast.scores._reading import (
     subset_scores,
     to_probabilities,
 )
-from captum_contrast.scores._selections import RegionScores, StepScores
+from captum_contrast.scores._selections import PresenceScores, RegionScores, StepScores
 
 __all__ = [
     "BoxScores",
     "ClassScores",
     "PROBABILITIES",
+    "PresenceScores",
     "Probability",
     "RegionScores",
     "Scores",

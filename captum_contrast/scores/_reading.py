@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Probability = Literal["softmax", "sigmoid", "identity"]
+Probability = Literal["softmax", "sigmoid", "identity", "exp"]
 """How scores become probabilities for the metrics: softmax over the ``C`` scores (logits of
-one-of-C classes), sigmoid of each (multi-label logits), or the scores as they are (already
-probabilities, similarities)."""
-PROBABILITIES: tuple[str, ...] = ("softmax", "sigmoid", "identity")
+one-of-C classes), sigmoid of each (multi-label logits), the scores as they are (already
+probabilities, similarities), or the exponential of each (log-probabilities)."""
+PROBABILITIES: tuple[str, ...] = ("softmax", "sigmoid", "identity", "exp")
 
 
 @runtime_checkable
@@ -211,13 +211,22 @@ def probability_of(scores: ScoresLike, default: Probability) -> Probability:
 
 
 def to_probabilities(values: np.ndarray, probability: Probability) -> np.ndarray:
-    """``(B, C)`` scores as probabilities: softmax, sigmoid or unchanged."""
+    """``(B, C)`` scores as probabilities: softmax, sigmoid, unchanged or exponential.
+
+    Example:
+        >>> import numpy as np
+        >>> from captum_contrast.scores import to_probabilities
+        >>> to_probabilities(np.log([[0.25, 0.5]]), "exp")
+        array([[0.25, 0.5 ]])
+    """
     from scipy.special import expit, softmax
 
     if probability == "softmax":
         return softmax(values, axis=1)
     if probability == "sigmoid":
         return expit(values)
+    if probability == "exp":
+        return np.exp(values)
     return values
 
 

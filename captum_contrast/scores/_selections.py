@@ -1,4 +1,5 @@
-"""Selections of dense and sequence outputs: a region of a map, a step of a sequence."""
+"""Selections of dense and sequence outputs: a region of a map, a step of a sequence, and
+what a whole sequence holds (its best score per class over the steps)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from captum_contrast.scores._reading import (
     check_probability,
     copy_with,
     dense_output,
+    describe,
 )
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+BEST_STEPS: tuple[str, ...] = ("probability", "score")
 
 
 class RegionScores:
@@ -198,3 +201,93 @@ class StepScores:
 
     def __repr__(self) -> str:
         return f"StepScores(step={self.step.tolist()}, time_axis={self.time_axis})"
+
+
+class PresenceScores:
+    """Each symbol's score at its best time step of a sequence, ``(B, T, V) -> (B, V)``.
+
+    Reads a sequence model as a **multi-label** classifier: a symbol is present in the
+    sequence as strongly as its best step says (multiple-instance learning's max pooling).
+    A text line read by a CTC recogniser becomes an image whose labels are the characters
+    it contains, which is what :class:`captum_contrast.MinMaxCAM` explains (pass the label
+    set as ``labels``: a sigmoid threshold on these scores is not a detection).
+
+    A symbol's best step is, by default, where its per-step **probability** (softmax over
+    the ``V`` symbols) is highest, and its score is its logit there. The largest *logit*
+    may lie elsewhere: raw logits are not comparable across steps, and on PP-OCRv4's
+    recogniser, for 8 of the 94 characters that ``benchmarks/ocr_minmax.py`` explains, a
+    character's largest logit lies outside the steps where it is read (the blank's logit
+    is larger still there). Gradients reach each symbol through its best step only.
+
+    Args:
+        time_axis: ``1`` for ``(B, T, V)`` (default), ``0`` for ``(T, B, V)``.
+        best_step: ``"probability"`` (default: the step of the highest per-step softmax
+            probability) or ``"score"`` (the step of the highest value: plain max pooling
+            over time, for sequences of probabilities or scores that are comparable
+            across steps).
+        log_softmax: Score each symbol by its per-step log-probability instead of its
+            logit (its best step is then the same for both choices of ``best_step``).
+        probability: How presence scores become probabilities for the metrics. ``None``
+            (default) follows ``log_softmax``: ``"sigmoid"`` (one logit per label) without
+            it, ``"exp"`` (the best step's probability) with it. Pass ``"identity"`` for a
+            sequence of probabilities read with ``best_step="score"``.
+
+    Example:
+        >>> import torch
+        >>> from captum_contrast.scores import PresenceScores
+        >>> outputs = torch.tensor([[[0.0, 2.0], [5.0, 3.0]]])  # (B=1, T=2, V=2)
+        >>> PresenceScores()(outputs)          # symbol 1 wins at step 0 (logit 2), not step 1
+        tensor([[5., 2.]])
+        >>> PresenceScores(best_step="score")(outputs)
+        tensor([[5., 3.]])
+        >>> PresenceScores(log_softmax=True)(outputs).exp()   # each one's best probability
+        tensor([[0.8808, 0.8808]])
+    """
+
+    per_example = False
+
+    def __init__(
+        self,
+        time_axis: int = 1,
+        *,
+        best_step: str = "probability",
+        log_softmax: bool = False,
+        probability: Probability | None = None,
+    ) -> None:
+        if time_axis not in (0, 1) or isinstance(time_axis, bool):
+            raise ValueError(
+                f"`time_axis` must be 1 for (B, T, V) or 0 for (T, B, V), got {time_axis!r}"
+            )
+        if best_step not in BEST_STEPS:
+            raise ValueError(f"`best_step` must be one of {BEST_STEPS}, got {best_step!r}")
+        if not isinstance(log_softmax, bool):
+            raise TypeError(f"`log_softmax` must be a bool, got {log_softmax!r}")
+        self.time_axis = time_axis
+        self.best_step = best_step
+        self.log_softmax = log_softmax
+        self.probability = check_probability(probability) or ("exp" if log_softmax else "sigmoid")
+
+    def __call__(self, outputs: Any) -> Tensor:
+        sequence = dense_output(outputs, "PresenceScores")
+        if sequence.dim() != 3 or sequence.shape[self.time_axis] == 0:
+            raise ValueError(
+                "PresenceScores reads sequence outputs (B, T, V) (or (T, B, V) with "
+                f"time_axis=0) with at least one step, got {describe(sequence)}"
+            )
+        if self.time_axis == 0:
+            sequence = sequence.transpose(0, 1)
+        values = sequence.log_softmax(dim=2) if self.log_softmax else sequence
+        if self.best_step == "score":
+            return values.amax(dim=1)
+        # The step is chosen, not differentiated through (as a max picks its argument).
+        steps = sequence.detach().softmax(dim=2).argmax(dim=1, keepdim=True)  # (B, 1, V)
+        return values.gather(1, steps).squeeze(1)
+
+    def subset(self, index: Tensor) -> PresenceScores:
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"PresenceScores(time_axis={self.time_axis}, best_step={self.best_step!r}, "
+            f"log_softmax={self.log_softmax})"
+        )

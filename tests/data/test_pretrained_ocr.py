@@ -38,6 +38,9 @@ PAGE_TEXT = (
     "Let us first determine markers of the coins and the",
     "background.Thesemarkers are pixels thatwe can label",  # rapidocr reads the same
     "unambiguously as either object or background. Here,",
+    "themarkers arefound at the two extreme parts of the",
+    "histogramof greyvalues:",
+    "ma markers np.zeros_like（coins)",  # ">>> markers = np.zeros_like(coins)", cut by the edge
 )
 
 
@@ -164,5 +167,5 @@ def test_ctc_greedy_decode_merges_repeats_and_drops_blanks() -> None:
 
 
 def test_page_line_refuses_an_index_out_of_range() -> None:
-    with pytest.raises(ValueError, match=r"`index` must be in 0\.\.3, got 4"):
-        page_line(4)
+    with pytest.raises(ValueError, match=r"`index` must be in 0\.\.6, got 7"):
+        page_line(7)

@@ -288,14 +288,17 @@ def ctc_greedy_decode(logits: Tensor, alphabet: tuple[str, ...], blank: int = 0)
     return readings
 
 
-PAGE_LINES = ((8, 36), (44, 68), (62, 88), (80, 106))
-"""Rows of the first four printed lines of scikit-image's ``page`` (a scanned page of text)."""
+PAGE_LINES = ((8, 36), (44, 68), (62, 88), (80, 106), (98, 124), (118, 142), (170, 191))
+"""Rows of the seven printed lines of scikit-image's ``page`` (a scanned page of text): the
+title, the paragraph's five lines and the code line at the foot of the page, which the page's
+edge cuts (the recogniser reads its ``>>>`` as ``ma`` and drops the ``=``)."""
 
 
 def page_line(index: int = 1) -> np.ndarray:
     """One printed line of scikit-image's ``page`` scan, ``(rows, 384)`` ``uint8`` grey.
 
-    Line 1 (the default) reads "Let us first determine markers of the coins and the".
+    ``index`` counts the lines of ``PAGE_LINES`` from 0 (the title). Line 1 (the
+    default) reads "Let us first determine markers of the coins and the".
 
     Example:
         >>> page_line().shape
