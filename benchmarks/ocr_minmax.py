@@ -17,7 +17,8 @@ multi-label classifier ships offline, but a line read by PP-OCRv4's CTC recognis
   included (the earlier on a tie), if it lies within ``RADIUS`` steps.
 - **maps** at ``nodes.Add_231`` (480 channels): Captum's ``LayerGradCam`` of the presence
   score, ``MinMaxCAM`` (``"minmax"``, ``"d-minmax"``, labels ``C_x``) and, for reference,
-  CASE ``"shared"`` with the line's other labels as its contrast set.
+  CASE ``"shared"`` with the line's other labels as its contrast set, the package's maps
+  through the registry with an identity ``reshape_transform`` (``init_kwargs``).
 - **measures** per label, on each map's positive mass summed over its 3 rows per step:
   own-label energy (share on the label's own steps), other-label energy (share on the steps
   of the line's other characters) and the pointing game (is the step of most mass one of
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, with_ci, write_result  # noqa: E402
 
-from captum_contrast import ContrastGradCAM, MinMaxCAM  # noqa: E402
+from captum_contrast.app import registry  # noqa: E402
 from captum_contrast.data.pretrained import (  # noqa: E402
     PAGE_LINES,
     ctc_greedy_decode,
@@ -55,7 +56,7 @@ from captum_contrast.data.pretrained import (  # noqa: E402
     text_recognition_model,
 )
 from captum_contrast.metrics.stats import paired_wilcoxon  # noqa: E402
-from captum_contrast.scores import PresenceScores  # noqa: E402
+from captum_contrast.scores import PresenceScores, scored_forward  # noqa: E402
 
 RADIUS = 2  # steps (16 px of the 48-px-high line): about one character's width
 MAX_READ = 2
@@ -136,28 +137,28 @@ def explain(
     layer = model.get_submodule(recogniser.layer)
     batch = line.x.expand(len(labels), -1, -1, -1)
     targets = torch.tensor([names.index(c) for c in labels])
-    as_maps = lambda activations: activations  # noqa: E731 -- (B, K, 3, W/4) as it is
-    if method == "Grad-CAM":  # the registry refuses this grid (strides 16 and 4): direct
-        cam = LayerGradCam(lambda inputs: presence(model(inputs)), layer)
-        maps = cam.attribute(batch, target=targets, relu_attributions=True)
-    elif method.startswith("CASE"):
+    as_maps = {"reshape_transform": lambda activations: activations}  # (B, K, 3, W/4) as is
+    if method == "Grad-CAM":
+        # The registry's check refuses this grid for Captum's class (strides 16 and 4, which
+        # it cannot tell from a channels-last layout): Captum's LayerGradCam directly, which
+        # reads it channels-first, as it is.
+        cam = LayerGradCam(scored_forward(model, presence), layer)
+        return cam.attribute(batch, target=targets, relu_attributions=True).detach().numpy()
+    if method.startswith("CASE"):
         contrast = torch.tensor(
             [[names.index(o) for o in line.characters if o != c] for c in labels]
         )
-        maps = ContrastGradCAM(model, layer, reshape_transform=as_maps).attribute(
-            batch, targets, contrast=contrast, projection="shared", scores=presence
-        )
+        extra: dict = {"contrast": contrast, "projection": "shared"}
+        name = "contrast-grad-cam"
     else:
         label_set = torch.zeros(len(labels), len(names), dtype=torch.bool)
         label_set[:, [names.index(c) for c in line.characters]] = True
-        maps = MinMaxCAM(model, layer, reshape_transform=as_maps).attribute(
-            batch,
-            targets,
-            labels=label_set,
-            variant="d-minmax" if method.startswith("D-") else "minmax",
-            scores=presence,
-        )
-    return maps.detach().numpy()
+        extra = {"labels": label_set}
+        name = "d-minmax-cam" if method.startswith("D-") else "minmax-cam"
+    maps = registry.explain(
+        name, model, layer, batch, targets, init_kwargs=as_maps, scores=presence, **extra
+    )
+    return maps.numpy()
 
 
 def measure(
