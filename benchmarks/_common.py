@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from captum_contrast._model import resolve_layer
+from captum_contrast.scores import RegionScores
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -137,7 +138,94 @@ def pretrained_networks(n: int) -> list[Network]:
             init_kwargs={"reshape_transform": channels_first},
         )
     )
+    found.append(detector_network(n))
     return found
+
+
+# Text-detector windows: 64x256 (height as tutorial 06's crop, both sides multiples of 32).
+WINDOW = (64, 256)
+WINDOW_CENTRES = (128, 192, 256)  # columns of the windows' centres: they fit the 384-wide page
+BLANK_ROWS = (140, 146, 152, 158)  # the blank band between the paragraph and the code line
+
+
+def centre_region(height: int = WINDOW[0], width: int = WINDOW[1]) -> torch.Tensor:
+    """The window's centre, 4 rows x a quarter of its width, as a boolean mask.
+
+    Not the whole window: DB's text kernels are shrunk lines a few pixels tall and its
+    logits reach -60 between them, so a whole window's mean logit is about -30 whether or
+    not it holds a line. 4 rows fit inside a centred line's kernel; 64 columns span a word.
+    """
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[height // 2 - 2 : height // 2 + 2, 3 * width // 8 : 5 * width // 8] = True
+    return mask
+
+
+class RegionLogits(torch.nn.Module):
+    """A dense network ``(B, C, H, W)`` read as ``(B, C)`` logits over a fixed region.
+
+    ``forward(x) == RegionScores(mask, "mean")(network(x))``, so explaining this module is
+    explaining ``network`` through the scores object (a method given ``scores=`` computes
+    the map of this very forward). The mask lives in the scores object, not as a buffer:
+    Quantus's randomisation re-draws the network's weights and leaves it alone.
+
+    Example:
+        >>> mask = torch.tensor([[True, False]])
+        >>> RegionLogits(torch.nn.Identity(), mask)(torch.arange(4.0).reshape(1, 2, 1, 2))
+        tensor([[0., 2.]])
+    """
+
+    def __init__(self, network: torch.nn.Module, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.network = network
+        self.scores = RegionScores(mask, "mean")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scores(self.network(x))
+
+
+def detector_windows() -> tuple[list[np.ndarray], np.ndarray]:
+    """12 windows of ``page()`` centred on the paragraph's lines, then 12 on blank page,
+    with their labels (1: text, 0: background). A text window's centre row is the darkest
+    (most ink) row of its line within 16 px of its centre column, smoothed over 7 rows:
+    found from the scan's pixels, not from the detector's output."""
+    from scipy.ndimage import uniform_filter1d
+    from skimage import data
+
+    from captum_contrast.data.pretrained import PAGE_LINES
+
+    page = data.page()
+    half_h, half_w = WINDOW[0] // 2, WINDOW[1] // 2
+    centres = []
+    for top, bottom in PAGE_LINES[1:5]:
+        for column in WINDOW_CENTRES:
+            ink = uniform_filter1d(page[top:bottom, column - 16 : column + 16].mean(1), 7)
+            centres.append((top + int(np.argmin(ink)), column))
+    centres += [(row, column) for row in BLANK_ROWS for column in WINDOW_CENTRES]
+    windows = [page[r - half_h : r + half_h, c - half_w : c + half_w] for r, c in centres]
+    return windows, np.repeat([1, 0], len(centres) // 2)
+
+
+def detector_network(n: int) -> Network:
+    """PP-OCRv4's text detector read as "is the window's centre text" (background, text)."""
+    from captum_contrast.data.pretrained import text_detection_model
+
+    detector = text_detection_model()
+    windows, _ = detector_windows()
+    chosen = _spread(len(windows), n)
+    return Network(
+        "PP-OCRv4 text detector (centre region: background / text)",
+        RegionLogits(detector.model, centre_region()).eval(),
+        f"network.{detector.layer}",
+        torch.stack([detector.preprocess(windows[i]) for i in chosen]),
+        f"{len(chosen)} windows (64x256) of scikit-image's `page()` scan, half centred on the "
+        "paragraph's printed lines (`detector_windows`), half on the blank band above the "
+        "code line; the dense output `(B, 2, 64, 256)` is read as `RegionScores(mask)` over "
+        "the window's centre (4 rows x 64 columns) by `RegionLogits`, the forward a method "
+        "given `scores=` explains. Background's logit is DB's constant 0 (its maps are 0), "
+        "so each window's top-2 contrast is text against that constant. Layer "
+        f"`{detector.layer}`: the neck's 96 channels at stride 4 (16x64), the last map "
+        "before the head",
+    )
 
 
 def channels_first(activations: torch.Tensor) -> torch.Tensor:

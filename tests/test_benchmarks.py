@@ -55,8 +55,8 @@ def test_the_text_direction_network_reads_page_lines_both_ways() -> None:
 
     from captum_contrast.app.registry import explain, explain_func
 
-    network = _common.pretrained_networks(8)[-1]
-    assert network.name.startswith("PP-OCR text direction")
+    found = _common.pretrained_networks(8)
+    (network,) = [net for net in found if net.name.startswith("PP-OCR text direction")]
     # Windows 0, 7, 14, 21 of the 25 upright ones, then four of their 180-degree rotations.
     assert network.logits().argmax(1).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     targets = np.zeros(8, dtype=int)
