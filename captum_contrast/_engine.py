@@ -79,8 +79,27 @@ class LayerForward:
         if self._reshape_transform is None:
             return gradients
         num_scores = gradients.shape[0]
-        flat = self._reshape_transform(gradients.flatten(0, 1))
+        # The scores' gradients are stacked on the batch axis: the transform must be
+        # batch-agnostic (it sees T * B examples here).
+        flat = _transformed(self._reshape_transform, gradients.flatten(0, 1))
         return flat.reshape(num_scores, -1, *flat.shape[1:])
+
+
+def _transformed(reshape_transform: Callable[[Tensor], Tensor], tensor: Tensor) -> Tensor:
+    """``reshape_transform(tensor)``, checked to keep the examples: a floating tensor with the
+    same first (batch) axis, so that no map is silently dropped, doubled or mixed up."""
+    result = reshape_transform(tensor)
+    if not isinstance(result, Tensor) or not result.is_floating_point():
+        kind = f"a {result.dtype} tensor" if isinstance(result, Tensor) else type(result).__name__
+        raise ValueError(f"`reshape_transform` must return a floating tensor, got {kind}")
+    if result.dim() == 0 or result.shape[0] != tensor.shape[0]:
+        raise ValueError(
+            f"`reshape_transform` must keep the batch axis first and whole: given "
+            f"{tuple(tensor.shape)}, it returned {tuple(result.shape)} (it must also be "
+            "batch-agnostic: it is applied to the gradients of every score stacked on the "
+            "batch axis)"
+        )
+    return result
 
 
 def format_inputs(
@@ -270,7 +289,7 @@ def forward_layer(
             layer_input=attribute_to_layer_input,
         )
     if reshape_transform is not None:
-        activations = reshape_transform(activations)
+        activations = _transformed(reshape_transform, activations)
     check_maps(activations, "`reshape_transform` returned")
     return LayerForward(
         outputs=outputs.detach(),

@@ -214,11 +214,36 @@ def test_presence_scores_are_each_symbols_best_step_by_hand() -> None:
     three = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 4.0, 3.0], [0.0, 0.0, 1.0]]])
     # symbol 2: step 1 has logit 3 but p 0.26, step 2 logit 1 and p 0.58: its score is 1
     torch.testing.assert_close(PresenceScores()(three), torch.tensor([[1.0, 4.0, 1.0]]))
-    assert (PresenceScores().probability, PresenceScores(log_softmax=True).probability) == (
-        "sigmoid",
-        "exp",
-    )
+    assert PresenceScores(log_softmax=True).probability == "exp"
     assert PresenceScores(probability="identity").probability == "identity"
+    # A raw logit's probability depends on its step's other logits: no made-up default.
+    with pytest.raises(ValueError, match=r"log_softmax=True"):
+        _ = PresenceScores().probability
+
+
+def test_presence_scores_never_let_a_corrupt_or_padded_step_choose() -> None:
+    """Found by the probe: one NaN / +inf pulled every symbol onto its step, and a padded
+    (all -inf) step turned every score into -inf."""
+    nan, inf = float("nan"), float("inf")
+    clean = torch.tensor([[[0.0, 1.0, 2.0], [0.0, 0.0, 0.0], [5.0, 0.0, 0.0]]])
+    for corrupt in (nan, inf):
+        bad = clean.clone()
+        bad[0, 1, 0] = corrupt
+        both = torch.cat([bad, clean])  # the clean example keeps its numbers
+        read = PresenceScores()(both)
+        assert read[0].isnan().all()
+        torch.testing.assert_close(read[1], torch.tensor([5.0, 0.0, 2.0]))  # by hand
+    padded = torch.full((1, 3, 3), -inf)
+    padded[0, 0] = torch.tensor([0.0, 1.0, 2.0])
+    torch.testing.assert_close(PresenceScores()(padded), torch.tensor([[0.0, 1.0, 2.0]]))
+    with pytest.raises(ValueError, match="V = 1"):
+        PresenceScores()(torch.tensor([[[1.0], [9.0]]]))
+    assert PresenceScores(best_step="score")(torch.tensor([[[1.0], [9.0]]])).item() == 9.0
+    with pytest.raises(ValueError, match="floating"):
+        PresenceScores()(torch.ones(1, 2, 3, dtype=torch.long))
+    for axis in (1.0, True, "1"):
+        with pytest.raises(ValueError, match="`time_axis`"):
+            PresenceScores(axis)
 
 
 def test_box_scores_pick_the_most_overlapping_prediction() -> None:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
 from captum_contrast import metrics
+from captum_contrast._model import explained_in_eval_mode
 from captum_contrast.methods import (
     ContrastGradCAM,
     DifferenceSalience,
@@ -132,6 +133,9 @@ def column(metric: str) -> str:
 
 def check_names(methods: Sequence[str], metric_names: Any = ()) -> None:
     """Raise a ValueError listing unknown method or metric names and the known ones."""
+    not_names = [m for m in [*methods, *metric_names] if not isinstance(m, str)]
+    if not_names:
+        raise TypeError(f"method and metric names are strings, got {not_names!r}")
     unknown = [m for m in methods if m not in METHODS] + [
         m for m in metric_names if m not in METRICS
     ]
@@ -174,11 +178,22 @@ def explain(
     extras = constructor_kwargs(name, model, init_kwargs)
     if method.cls is None:
         assert method.baseline is not None
-        return torch.as_tensor(method.baseline(model, images, targets))
+        options = _baseline_options(name, method.baseline, overrides)
+        return torch.as_tensor(method.baseline(model, images, targets, **options))
     forward_func, arguments = forward_reading_scores(
         method.cls, model, {**method.kwargs, **overrides}
     )
-    maps = method.cls(forward_func, layer, **extras).attribute(images, target=targets, **arguments)
+    with explained_in_eval_mode(model, f"registry.explain({name!r})"):
+        # (the package's methods switch to eval mode themselves; Captum's class does not)
+        maps = method.cls(forward_func, layer, **extras).attribute(
+            images, target=targets, **arguments
+        )
+    if maps.dim() != 4 or maps.shape[:2] != (images.shape[0], 1):
+        raise ValueError(
+            f"{method.title} returned {tuple(maps.shape)} for {images.shape[0]} images, not "
+            "(B, 1, h, w) maps; check the layer and any reshape_transform (it must return "
+            "(B, K, h, w))"
+        )
     layout_aware = issubclass(method.cls, LayerContrastAttribution)
     if not layout_aware and not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
         # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout; this
@@ -210,6 +225,25 @@ def explain_func(
     return explainer(method.cls, layer=layer, init_kwargs=extras, **{**method.kwargs, **overrides})
 
 
+def _baseline_options(
+    name: str, baseline: Callable[..., np.ndarray], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The overrides a model-free baseline takes (``seed`` ...); ``scores`` is dropped, since
+    its map reads no output, and any other key is refused rather than ignored."""
+    named = {
+        parameter.name
+        for parameter in inspect.signature(baseline).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    options = {key: value for key, value in overrides.items() if key != "scores"}
+    unknown = sorted(set(options) - named)
+    if unknown:
+        raise ValueError(
+            f"method {name!r} (a model-free baseline) takes {sorted(named)}, not {unknown}"
+        )
+    return options
+
+
 def constructor_kwargs(
     name: str, model: nn.Module, init_kwargs: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -234,6 +268,11 @@ def constructor_kwargs(
     """
     check_names([name])
     method = METHODS[name]
+    if init_kwargs is not None and not isinstance(init_kwargs, Mapping):
+        raise TypeError(
+            f"`init_kwargs` must be a mapping of constructor arguments, e.g. "
+            f"{{'reshape_transform': f}}, got {type(init_kwargs).__name__}"
+        )
     given = dict(init_kwargs or {})
     if method.cls is None:
         return {}

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from captum_contrast._model import model_device
+from captum_contrast._model import explained_in_eval_mode, model_device
 from captum_contrast._validation import class_indices
 from captum_contrast.scores import scored_forward
 
@@ -117,7 +117,10 @@ def explainer(
         method = method_class(forward_func, _resolve_layer(model, layer), **constructor_kwargs)
         images = _as_input_tensor(model, inputs, device)
         target = _as_target(targets, images.device)
-        attributions = method.attribute(images, target=target, **call_kwargs)
+        owner = model if isinstance(model, nn.Module) else None
+        with explained_in_eval_mode(owner, f"explainer({method_class.__name__})"):
+            # (the package's methods switch to eval mode themselves; Captum's class does not)
+            attributions = method.attribute(images, target=target, **call_kwargs)
         if not isinstance(attributions, Tensor) or attributions.dim() != 4:
             shape = (
                 tuple(attributions.shape)
@@ -146,15 +149,15 @@ def forward_reading_scores(
     The package's methods read ``kwargs["scores"]`` themselves; a class whose ``attribute``
     takes no ``scores`` (Captum's ``LayerGradCam``) is built on
     :func:`~captum_contrast.scores.scored_forward` instead, which gives the same map.
-    ``scores=None`` is dropped either way.
+    ``scores=None`` means :class:`~captum_contrast.scores.ClassScores`.
     """
     kwargs = dict(kwargs)
     scores = kwargs.pop("scores", None)
-    if scores is None:
-        return model, kwargs
     attribute: Any = getattr(method_class, "attribute", None)
     if attribute is not None and "scores" in inspect.signature(attribute).parameters:
-        return model, {**kwargs, "scores": scores}
+        return model, kwargs if scores is None else {**kwargs, "scores": scores}
+    # Even with no scores: the default ClassScores() checks the output is (B, C) logits and
+    # says what to pass otherwise, where Captum would fail on an assertion.
     return scored_forward(model, scores), kwargs
 
 

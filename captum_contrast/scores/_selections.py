@@ -3,6 +3,7 @@ what a whole sequence holds (its best score per class over the steps)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -217,7 +218,12 @@ class PresenceScores:
     may lie elsewhere: raw logits are not comparable across steps, and on PP-OCRv4's
     recogniser, for 8 of the 94 characters that ``benchmarks/ocr_minmax.py`` explains, a
     character's largest logit lies outside the steps where it is read (the blank's logit
-    is larger still there). Gradients reach each symbol through its best step only.
+    is larger still there). Gradients reach each symbol through its best step only (with
+    ``best_step="score"``, ``amax`` shares them between tied steps).
+
+    A step that is ``-inf`` for every symbol (padding) is never the best step; NaN or
+    ``+inf`` anywhere in an example's sequence makes that example's scores NaN, which the
+    methods and metrics report with a warning, rather than a step chosen by the corruption.
 
     Args:
         time_axis: ``1`` for ``(B, T, V)`` (default), ``0`` for ``(T, B, V)``.
@@ -228,9 +234,10 @@ class PresenceScores:
         log_softmax: Score each symbol by its per-step log-probability instead of its
             logit (its best step is then the same for both choices of ``best_step``).
         probability: How presence scores become probabilities for the metrics. ``None``
-            (default) follows ``log_softmax``: ``"sigmoid"`` (one logit per label) without
-            it, ``"exp"`` (the best step's probability) with it. Pass ``"identity"`` for a
-            sequence of probabilities read with ``best_step="score"``.
+            (default) follows ``log_softmax``: ``"exp"`` (the best step's probability) with
+            it; without it a metric raises, since a raw logit's probability depends on the
+            step's other logits (pass ``"sigmoid"`` if each logit is a label's own). Pass
+            ``"identity"`` for a sequence of probabilities read with ``best_step="score"``.
 
     Example:
         >>> import torch
@@ -254,7 +261,11 @@ class PresenceScores:
         log_softmax: bool = False,
         probability: Probability | None = None,
     ) -> None:
-        if time_axis not in (0, 1) or isinstance(time_axis, bool):
+        try:
+            axis = None if isinstance(time_axis, bool) else operator.index(time_axis)
+        except TypeError:
+            axis = None
+        if axis not in (0, 1):
             raise ValueError(
                 f"`time_axis` must be 1 for (B, T, V) or 0 for (T, B, V), got {time_axis!r}"
             )
@@ -262,10 +273,12 @@ class PresenceScores:
             raise ValueError(f"`best_step` must be one of {BEST_STEPS}, got {best_step!r}")
         if not isinstance(log_softmax, bool):
             raise TypeError(f"`log_softmax` must be a bool, got {log_softmax!r}")
-        self.time_axis = time_axis
+        self.time_axis = axis
         self.best_step = best_step
         self.log_softmax = log_softmax
-        self.probability = check_probability(probability) or ("exp" if log_softmax else "sigmoid")
+        # A raw logit at its best step says nothing of the probability without the step's
+        # other logits (a per-step softmax ignores any offset): no default for the metrics.
+        self._probability = check_probability(probability) or ("exp" if log_softmax else None)
 
     def __call__(self, outputs: Any) -> Tensor:
         sequence = dense_output(outputs, "PresenceScores")
@@ -274,14 +287,40 @@ class PresenceScores:
                 "PresenceScores reads sequence outputs (B, T, V) (or (T, B, V) with "
                 f"time_axis=0) with at least one step, got {describe(sequence)}"
             )
+        if not sequence.is_floating_point():
+            raise ValueError(f"PresenceScores reads floating scores, got dtype {sequence.dtype}")
+        if sequence.shape[2] < 2 and (self.log_softmax or self.best_step == "probability"):
+            raise ValueError(
+                "PresenceScores: with one symbol (V = 1) a per-step softmax is 1 at every "
+                "step; use best_step='score' and log_softmax=False"
+            )
         if self.time_axis == 0:
             sequence = sequence.transpose(0, 1)
         values = sequence.log_softmax(dim=2) if self.log_softmax else sequence
         if self.best_step == "score":
-            return values.amax(dim=1)
-        # The step is chosen, not differentiated through (as a max picks its argument).
-        steps = sequence.detach().softmax(dim=2).argmax(dim=1, keepdim=True)  # (B, 1, V)
-        return values.gather(1, steps).squeeze(1)
+            presence = values.amax(dim=1)
+        else:
+            # The step is chosen, not differentiated through (as a max picks its argument).
+            # A step of -inf only (padding) has no probabilities: it is never chosen.
+            chances = sequence.detach().softmax(dim=2).nan_to_num(nan=-1.0)
+            steps = chances.argmax(dim=1, keepdim=True)  # (B, 1, V)
+            presence = values.gather(1, steps).squeeze(1)
+        # NaN or +inf anywhere in an example's sequence leaves no trustworthy best step:
+        # its scores are NaN (the methods and metrics warn), never a plausible number.
+        corrupt = (sequence.isnan() | (sequence == float("inf"))).flatten(1).any(dim=1)
+        return torch.where(corrupt[:, None], torch.full_like(presence, float("nan")), presence)
+
+    @property
+    def probability(self) -> Probability:
+        """How the metrics read these scores as probabilities; raw logits have none."""
+        if self._probability is None:
+            raise ValueError(
+                "PresenceScores() reads raw logits, whose probabilities a metric cannot recover "
+                "(a per-step softmax ignores any offset of the logits); for the metrics use "
+                "PresenceScores(log_softmax=True) (probability exp(score), the best step's "
+                "probability), or pass probability='sigmoid' if each logit is a label's own"
+            )
+        return self._probability
 
     def subset(self, index: Tensor) -> PresenceScores:
         return self

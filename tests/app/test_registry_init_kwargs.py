@@ -112,3 +112,55 @@ def test_a_given_transform_wins_over_the_vision_transformer_default() -> None:
     assert constructor_kwargs("minmax-cam", model) == {"reshape_transform": vit_reshape_transform}
     mine = {"reshape_transform": to_grid}
     assert constructor_kwargs("minmax-cam", model, mine) == mine
+
+
+def test_the_registry_refuses_what_it_would_otherwise_get_wrong() -> None:
+    """Found by the probe: each of these returned maps of the wrong batch or rank, ignored an
+    override, or changed the model (Captum's class in training mode)."""
+    import warnings
+
+    from captum_contrast.app.registry import explain as registry_explain
+    from captum_contrast.metrics import random_cam
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )  # fmt: skip
+    images, targets = torch.rand(2, 1, 8, 8), torch.tensor([0, 2])
+    model.eval()
+    for transform, message in (
+        (lambda a: a[:1], "batch axis"),
+        (lambda a: torch.cat([a, a]), "batch axis"),
+        (lambda a: a.long(), "floating"),
+        (lambda a: None, "floating"),
+        (lambda a: a.flatten(2), r"\(B, 1, h, w\)"),
+    ):
+        for name in ("contrast-grad-cam", "minmax-cam", "finer-cam"):
+            with pytest.raises(ValueError, match=message):
+                registry_explain(
+                    name, model, model[2], images, targets,
+                    init_kwargs={"reshape_transform": transform},
+                )  # fmt: skip
+    with pytest.raises(TypeError, match="`init_kwargs` must be a mapping"):
+        registry_explain("minmax-cam", model, model[2], images, targets, init_kwargs="abc")
+    with pytest.raises(TypeError, match="names are strings"):
+        registry_explain(["grad-cam"], model, model[2], images, targets)
+    # A baseline's own options reach it; others are refused, not ignored.
+    seeded = registry_explain("random-cam", model, model[2], images, targets, seed=5)
+    np.testing.assert_array_equal(seeded.numpy(), random_cam(model, images, targets, seed=5))
+    assert not torch.equal(seeded, registry_explain("random-cam", model, model[2], images, targets))
+    with pytest.raises(ValueError, match="model-free baseline"):
+        registry_explain("fake-cam", model, model[2], images, targets, seed=5)
+    # Captum's LayerGradCam on a model in training mode: eval mode, a warning, no trace.
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trained = registry_explain("grad-cam", model, model[2], images, targets)
+    assert any("training mode" in str(w.message) for w in caught)
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    model.eval()
+    torch.testing.assert_close(
+        trained, registry_explain("grad-cam", model, model[2], images, targets)
+    )
