@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from captum_contrast._model import check_layer, model_device
 from captum_contrast.scores import ScoresLike, read_scores
-from captum_contrast.transforms import ReshapeTransform, check_maps, infer_layout
+from captum_contrast.transforms import ReshapeTransform, check_maps, infer_layout, transformed
 
 
 @dataclass
@@ -81,25 +81,8 @@ class LayerForward:
         num_scores = gradients.shape[0]
         # The scores' gradients are stacked on the batch axis: the transform must be
         # batch-agnostic (it sees T * B examples here).
-        flat = _transformed(self._reshape_transform, gradients.flatten(0, 1))
+        flat = transformed(self._reshape_transform, gradients.flatten(0, 1))
         return flat.reshape(num_scores, -1, *flat.shape[1:])
-
-
-def _transformed(reshape_transform: Callable[[Tensor], Tensor], tensor: Tensor) -> Tensor:
-    """``reshape_transform(tensor)``, checked to keep the examples: a floating tensor with the
-    same first (batch) axis, so that no map is silently dropped, doubled or mixed up."""
-    result = reshape_transform(tensor)
-    if not isinstance(result, Tensor) or not result.is_floating_point():
-        kind = f"a {result.dtype} tensor" if isinstance(result, Tensor) else type(result).__name__
-        raise ValueError(f"`reshape_transform` must return a floating tensor, got {kind}")
-    if result.dim() == 0 or result.shape[0] != tensor.shape[0]:
-        raise ValueError(
-            f"`reshape_transform` must keep the batch axis first and whole: given "
-            f"{tuple(tensor.shape)}, it returned {tuple(result.shape)} (it must also be "
-            "batch-agnostic: it is applied to the gradients of every score stacked on the "
-            "batch axis)"
-        )
-    return result
 
 
 def format_inputs(
@@ -289,7 +272,7 @@ def forward_layer(
             layer_input=attribute_to_layer_input,
         )
     if reshape_transform is not None:
-        activations = _transformed(reshape_transform, activations)
+        activations = transformed(reshape_transform, activations)
     check_maps(activations, "`reshape_transform` returned")
     return LayerForward(
         outputs=outputs.detach(),

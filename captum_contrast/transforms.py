@@ -341,6 +341,23 @@ def _unreadable(shape: tuple[int, ...], reason: str) -> str:
     )
 
 
+def transformed(reshape_transform: Callable[[Tensor], Tensor], tensor: Tensor) -> Tensor:
+    """``reshape_transform(tensor)``, checked to keep the examples: a floating tensor with the
+    same first (batch) axis, so that no map is silently dropped, doubled or mixed up."""
+    result = reshape_transform(tensor)
+    if not isinstance(result, Tensor) or not result.is_floating_point():
+        kind = f"a {result.dtype} tensor" if isinstance(result, Tensor) else type(result).__name__
+        raise ValueError(f"`reshape_transform` must return a floating tensor, got {kind}")
+    if result.dim() == 0 or result.shape[0] != tensor.shape[0]:
+        raise ValueError(
+            f"`reshape_transform` must keep the batch axis first and whole: given "
+            f"{tuple(tensor.shape)}, it returned {tuple(result.shape)} (it must also be "
+            "batch-agnostic: it is applied to the gradients of every score stacked on the "
+            "batch axis)"
+        )
+    return result
+
+
 def check_maps(maps: Tensor, source: str) -> None:
     """Raise unless ``maps`` is ``(B, K, *grid)`` with 1 to 3 grid axes."""
     if not 3 <= maps.dim() <= 5:

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
 from captum_contrast import metrics
-from captum_contrast._model import explained_in_eval_mode
 from captum_contrast.methods import (
     ContrastGradCAM,
     DifferenceSalience,
@@ -33,7 +32,7 @@ from captum_contrast.methods import (
     OptiCAM,
 )
 from captum_contrast.metrics import CAMMetric, explainer, fake_cam, random_cam
-from captum_contrast.metrics.explain import forward_reading_scores
+from captum_contrast.metrics.explain import layer_maps
 from captum_contrast.transforms import grid_fits, vit_reshape_transform
 
 
@@ -180,20 +179,10 @@ def explain(
         assert method.baseline is not None
         options = _baseline_options(name, method.baseline, overrides)
         return torch.as_tensor(method.baseline(model, images, targets, **options))
-    forward_func, arguments = forward_reading_scores(
-        method.cls, model, {**method.kwargs, **overrides}
-    )
-    with explained_in_eval_mode(model, f"registry.explain({name!r})"):
-        # (the package's methods switch to eval mode themselves; Captum's class does not)
-        maps = method.cls(forward_func, layer, **extras).attribute(
-            images, target=targets, **arguments
-        )
-    if maps.dim() != 4 or maps.shape[:2] != (images.shape[0], 1):
-        raise ValueError(
-            f"{method.title} returned {tuple(maps.shape)} for {images.shape[0]} images, not "
-            "(B, 1, h, w) maps; check the layer and any reshape_transform (it must return "
-            "(B, K, h, w))"
-        )
+    maps = layer_maps(
+        method.cls, model, layer, images, targets, init_kwargs=extras,
+        **{**method.kwargs, **overrides},
+    )  # fmt: skip
     layout_aware = issubclass(method.cls, LayerContrastAttribution)
     if not layout_aware and not grid_fits(tuple(maps.shape[2:]), tuple(images.shape[2:])):
         # Captum's LayerGradCam reads dim 1 as channels whatever the layer's layout; this

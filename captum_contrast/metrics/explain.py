@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -111,26 +111,17 @@ def explainer(
         **kwargs: Any,
     ) -> np.ndarray:
         kwargs.pop("method", None)  # quantus.evaluate adds the method's name
-        forward_func, call_kwargs = forward_reading_scores(
-            method_class, model, {**fixed_kwargs, **kwargs}
-        )
-        method = method_class(forward_func, _resolve_layer(model, layer), **constructor_kwargs)
         images = _as_input_tensor(model, inputs, device)
         target = _as_target(targets, images.device)
-        owner = model if isinstance(model, nn.Module) else None
-        with explained_in_eval_mode(owner, f"explainer({method_class.__name__})"):
-            # (the package's methods switch to eval mode themselves; Captum's class does not)
-            attributions = method.attribute(images, target=target, **call_kwargs)
-        if not isinstance(attributions, Tensor) or attributions.dim() != 4:
-            shape = (
-                tuple(attributions.shape)
-                if isinstance(attributions, Tensor)
-                else type(attributions)
-            )
-            raise ValueError(
-                f"{method_class.__name__}.attribute must return one (B, 1, h, w) map tensor "
-                f"(do not pass return_weights), got {shape}"
-            )
+        attributions = layer_maps(
+            method_class,
+            model,
+            _resolve_layer(model, layer),
+            images,
+            target,
+            init_kwargs=constructor_kwargs,
+            **{**fixed_kwargs, **kwargs},
+        )
         if attributions.shape[-2:] != images.shape[-2:]:
             attributions = F.interpolate(
                 attributions, size=images.shape[-2:], mode="bilinear", align_corners=False
@@ -139,6 +130,39 @@ def explainer(
 
     explain_func.__name__ = f"explain_{method_class.__name__}"
     return explain_func
+
+
+def layer_maps(
+    method_class: type,
+    model: Any,
+    layer: nn.Module,
+    images: Tensor,
+    target: Any,
+    *,
+    init_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Tensor:
+    """``method_class(model, layer, **init_kwargs).attribute(images, target, **kwargs)``,
+    checked to be one ``(B, 1, h, w)`` map per image.
+
+    The one place :func:`explainer` and ``app.registry.explain`` run a class: ``scores``
+    reaches it as :func:`forward_reading_scores` says, and the call runs in eval mode (the
+    package's methods switch themselves; Captum's ``LayerGradCam`` does not).
+    """
+    forward_func, call_kwargs = forward_reading_scores(method_class, model, kwargs)
+    method = method_class(forward_func, layer, **dict(init_kwargs or {}))
+    owner = model if isinstance(model, nn.Module) else None
+    with explained_in_eval_mode(owner, f"{method_class.__name__}.attribute"):
+        maps = method.attribute(images, target=target, **call_kwargs)
+    batch = images.shape[0]
+    if not isinstance(maps, Tensor) or maps.dim() != 4 or maps.shape[:2] != (batch, 1):
+        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        raise ValueError(
+            f"{method_class.__name__}.attribute must return one (B, 1, h, w) map per image "
+            f"(do not pass return_weights; check the layer and any reshape_transform, which "
+            f"must return (B, K, h, w)), got {shape} for {batch} images"
+        )
+    return maps
 
 
 def forward_reading_scores(
